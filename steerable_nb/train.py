@@ -20,8 +20,8 @@ from .losses import equivariance_loss, supervised_loss, nt_xent
 # %% auto #0
 __all__ = ['OBJECTIVES', 'EQUIVARIANCE_LOSSES', 'OPTIMIZERS', 'SCHEDULES', 'CHECKPOINT_FORMAT', 'CHECKPOINT_VERSION',
            'TrainConfig', 'SteerableModel', 'build_model', 'EpochDraws', 'epoch_draws', 'make_views', 'save_checkpoint',
-           'read_checkpoint', 'resolve_device', 'training_loss', 'steering_metrics', 'TrainResult', 'train',
-           'load_model_state', 'load_checkpoint', 'history_figure', 'write_history']
+           'read_checkpoint', 'resolve_device', 'init_distributed', 'training_loss', 'steering_metrics', 'TrainResult',
+           'train', 'load_model_state', 'load_checkpoint', 'history_figure', 'write_history']
 
 # %% ../nbs/05_train.ipynb #583ac7ea
 OBJECTIVES, EQUIVARIANCE_LOSSES, OPTIMIZERS, SCHEDULES = ('supervised', 'simclr'), ('infonce', 'cosine', 'mse'), ('adamw', 'sgd'), ('cosine', 'constant')
@@ -185,7 +185,7 @@ def read_checkpoint(path: str | Path, map_location='cpu') -> dict:
     if missing: raise ValueError(f"{path} is an incomplete checkpoint: missing {', '.join(missing)}")
     return state
 
-# %% ../nbs/05_train.ipynb #827b4662
+# %% ../nbs/05_train.ipynb #dc5f3454
 def resolve_device(device: str = 'auto') -> torch.device:
     "'auto' → cuda when available (the local rank's GPU under torchrun), else cpu."
     if device == 'auto': device = 'cuda' if torch.cuda.is_available() else 'cpu'
@@ -193,6 +193,14 @@ def resolve_device(device: str = 'auto') -> torch.device:
     if device.startswith('cuda') and not torch.cuda.is_available():
         raise ValueError(f"device {device!r} was asked for but CUDA is not available; use device='cpu' or 'auto'")
     return torch.device(device)
+
+def init_distributed(device: str = 'auto') -> bool:
+    "Join the process group torchrun describes (gloo on CPU, nccl on GPU); False when not under torchrun."
+    if int(os.environ.get('WORLD_SIZE', '1')) <= 1 or dist.is_initialized(): return dist.is_initialized()
+    cuda = torch.cuda.is_available() and device != 'cpu'
+    if cuda: torch.cuda.set_device(int(os.environ.get('LOCAL_RANK', 0)))
+    dist.init_process_group('nccl' if cuda else 'gloo')
+    return True
 
 def _world() -> tuple[int, int]:
     return (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)

@@ -56,7 +56,7 @@ def demo_main(out: str = 'steerable_outputs/demo', # folder for report.html
     with clear_errors('steerable_demo'): report = demo(out, augmentation, dataset, seed)
     print(f"report written to {report.resolve()} ({time.perf_counter() - t:.1f} s)")
 
-# %% ../nbs/08_cli.ipynb #1840722b
+# %% ../nbs/08_cli.ipynb #08ee9079
 _TYPES = {'str': str, 'int': int, 'float': float}
 
 def _optional(typ):
@@ -86,7 +86,9 @@ def train_main(argv: list[str] | None = None):
     with clear_errors('steerable_train'):
         cfg = TrainConfig(**{k: v for k, v in vars(args).items() if k in fields})
         init_distributed(cfg.device)
-        res = train(cfg, resume=args.resume, progress=not args.quiet)
+        try: res = train(cfg, resume=args.resume, progress=not args.quiet)
+        except KeyboardInterrupt: raise SystemExit(130) from None  # train saved a checkpoint and said where
+        except FloatingPointError as e: raise SystemExit(f"steerable_train: {e}") from None
     import torch.distributed as dist
     if not dist.is_initialized() or dist.get_rank() == 0:
         last = res.history[-1] if res.history else {}
@@ -94,10 +96,7 @@ def train_main(argv: list[str] | None = None):
         print(f"checkpoint: {res.checkpoint.resolve()}" + (f" ({summary})" if summary else ''))
     if dist.is_initialized(): dist.destroy_process_group()
 
-# %% ../nbs/08_cli.ipynb #682dfc28
-if __name__ == '__main__' and len(sys.argv) > 1 and sys.argv[1] == 'train': train_main(sys.argv[2:])
-
-# %% ../nbs/08_cli.ipynb #0a3c4495
+# %% ../nbs/08_cli.ipynb #c92c5a15
 @call_parse
 def speed_main(which: str = 'all'): # which benchmark: all or augment
     "Print the speed benchmarks' figures (medians of repeated runs on this machine)."

@@ -247,7 +247,7 @@ def steering_metrics(model: SteerableModel, aug, images: torch.Tensor, # (B, C, 
     hit = (dist_.argmin(-1) == torch.arange(n, device=images.device)).float().mean().item()
     return dict(rel_error=rel, hit_at_1=hit)
 
-# %% ../nbs/05_train.ipynb #17698e42
+# %% ../nbs/05_train.ipynb #31c3a96f
 @dataclass
 class TrainResult:
     "What `train` returns."
@@ -363,9 +363,13 @@ def train(cfg: TrainConfig, # the run
                 if cfg.checkpoint_every and (s + 1) % cfg.checkpoint_every == 0 and not done: checkpoint(epoch, s + 1)
             bar.close()
             model.eval()
+            if world > 1:  # every process's sums, so the logged figures cover the whole global batch
+                t = torch.tensor([*sums.values(), seen], dtype=torch.float64, device=device)
+                dist.all_reduce(t)
+                sums, seen = dict(zip(sums, t[:-1].tolist())), int(t[-1].item())
             rec = dict(epoch=epoch + 1, seconds=time.perf_counter() - t0,
                        **{k: v / max(seen, 1) for k, v in sums.items() if k != 'correct'})
-            rec['img_per_s'] = seen * world / rec['seconds'] if step == 0 else float('nan')
+            rec['img_per_s'] = seen / rec['seconds'] if step == 0 else float('nan')  # training pairs per second
             if cfg.objective == 'supervised':
                 rec['train_acc'] = sums['correct'] / max(seen, 1)
                 with torch.no_grad(): rec['val_acc'] = (model.head(model.embed(val_images)).argmax(1) == val_labels).float().mean().item()

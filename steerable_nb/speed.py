@@ -9,7 +9,7 @@ import torch
 from .augment import get_augmentation
 
 # %% auto #0
-__all__ = ['median_seconds', 'augmentation_throughput', 'run_benchmarks']
+__all__ = ['median_seconds', 'augmentation_throughput', 'training_throughput', 'run_benchmarks']
 
 # %% ../nbs/10_speed.ipynb #3c0f7f55
 def median_seconds(fn, # called with no arguments
@@ -36,10 +36,45 @@ def augmentation_throughput(name: str = 'color+crop', # augmentation family
     def step(): aug(images, params); sync()
     return batch / median_seconds(step, repeats)
 
-# %% ../nbs/10_speed.ipynb #1140d064
+# %% ../nbs/10_speed.ipynb #60e2f65b
+def training_throughput(kinds: tuple[str, ...] = ('none', 'linear', 'exp', 'mlp'), # steering kinds ('none' = invariant)
+                        image_size: int = 28, channels: int = 1, batch_size: int = 128,
+                        repeats: int = 15, warmup: int = 3, **config) -> dict[str, dict]:
+    "Median training step time per steering kind, measured interleaved; pairs/s and the ratio to 'none'."
+    from steerable_nb.train import TrainConfig, build_model, epoch_draws, train_step, make_optimizer
+    g = torch.Generator().manual_seed(0)
+    n = batch_size * (repeats + warmup)
+    images, labels = torch.rand(n, channels, image_size, image_size, generator=g), torch.randint(0, 10, (n,), generator=g)
+    runs = {}
+    for kind in kinds:
+        cfg = TrainConfig(steering=kind, batch_size=batch_size, image_size=image_size, **config)
+        aug = get_augmentation(cfg.augmentation)
+        model = build_model(cfg, channels, 10, aug.param_dim)
+        opt, sched = make_optimizer(cfg, model.parameters(), 10_000)
+        runs[kind] = (cfg, aug, model, opt, sched, epoch_draws(cfg, 0, n, aug.param_dim), [])
+    for s in range(warmup + repeats):
+        for kind, (cfg, aug, model, opt, sched, draws, times) in runs.items():
+            idx = draws.order[s * batch_size:(s + 1) * batch_size]
+            t = time.perf_counter()
+            train_step(model, opt, sched, images, labels, draws, idx, s, aug, cfg)
+            if s >= warmup: times.append(time.perf_counter() - t)
+    med = {k: statistics.median(r[-1]) for k, r in runs.items()}
+    base = med.get('none')
+    return {k: dict(seconds_per_step=m, pairs_per_s=batch_size / m, images_per_s=2 * batch_size / m,
+                    ratio_to_invariant=(m / base) if base else float('nan')) for k, m in med.items()}
+
+# %% ../nbs/10_speed.ipynb #10080b0f
 def run_benchmarks(which: str = 'all') -> dict[str, float]:
     "Run the named benchmark (or all) and print its figures."
-    benches = {'augment': lambda: {'augment_color+crop_img_per_s (256x3x32x32, cpu)': augmentation_throughput()}}
+    def train_figures():
+        out = {}
+        for kind, r in training_throughput().items():
+            out[f'train_{kind}_pairs_per_s (cnn-small, 28x28x1, batch 128)'] = r['pairs_per_s']
+            out[f'train_{kind}_images_encoded_per_s'] = r['images_per_s']
+            if kind != 'none': out[f'train_{kind}_step_time_ratio_to_invariant'] = r['ratio_to_invariant']
+        return out
+    benches = {'augment': lambda: {'augment_color+crop_img_per_s (256x3x32x32, cpu)': augmentation_throughput()},
+               'train': train_figures}
     if which != 'all' and which not in benches:
         raise ValueError(f"unknown benchmark {which!r}; known: all, {', '.join(benches)}")
     results = {}
@@ -47,5 +82,5 @@ def run_benchmarks(which: str = 'all') -> dict[str, float]:
         if which in ('all', name):
             for k, v in fn().items():
                 results[k] = v
-                print(f"{k}: {v:,.1f}", flush=True)
+                print(f"{k}: {v:,.2f}", flush=True)
     return results

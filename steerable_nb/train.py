@@ -20,8 +20,9 @@ from .losses import equivariance_loss, supervised_loss, nt_xent
 # %% auto #0
 __all__ = ['OBJECTIVES', 'EQUIVARIANCE_LOSSES', 'OPTIMIZERS', 'SCHEDULES', 'CHECKPOINT_FORMAT', 'CHECKPOINT_VERSION',
            'TrainConfig', 'SteerableModel', 'build_model', 'EpochDraws', 'epoch_draws', 'make_views', 'save_checkpoint',
-           'read_checkpoint', 'resolve_device', 'init_distributed', 'training_loss', 'steering_metrics', 'TrainResult',
-           'train', 'load_model_state', 'load_checkpoint', 'history_figure', 'write_history']
+           'read_checkpoint', 'resolve_device', 'init_distributed', 'training_loss', 'train_step', 'steering_metrics',
+           'TrainResult', 'make_optimizer', 'train', 'load_model_state', 'load_checkpoint', 'history_figure',
+           'write_history']
 
 # %% ../nbs/05_train.ipynb #583ac7ea
 OBJECTIVES, EQUIVARIANCE_LOSSES, OPTIMIZERS, SCHEDULES = ('supervised', 'simclr'), ('infonce', 'cosine', 'mse'), ('adamw', 'sgd'), ('cosine', 'constant')
@@ -228,7 +229,20 @@ def training_loss(out: dict, labels: torch.Tensor, cfg: TrainConfig) -> tuple[to
     if cfg.objective == 'supervised': parts['correct'] = (out['head'].argmax(1) == labels).sum()
     return task + cfg.lam * equiv, parts
 
-# %% ../nbs/05_train.ipynb #e0ab5f27
+# %% ../nbs/05_train.ipynb #496ad03a
+def train_step(net: nn.Module, opt, sched, images: torch.Tensor, labels: torch.Tensor, draws: EpochDraws,
+               idx: torch.Tensor, # this process's images of the global batch (indices into images)
+               step: int, aug, cfg: TrainConfig) -> tuple[torch.Tensor, dict]:
+    "One training step on the images `idx`; returns the loss and its parts. Nothing is updated if the loss is not finite."
+    dev_idx = idx.to(images.device)
+    base, augmented, params, others = make_views(images[dev_idx], draws, idx, step, aug, cfg)
+    out = net(base, augmented, params, others if cfg.steering != 'none' else None)
+    loss, parts = training_loss(out, labels[dev_idx], cfg)
+    if torch.isfinite(loss):
+        opt.zero_grad(set_to_none=True); loss.backward(); opt.step(); sched.step()
+    return loss.detach(), parts
+
+# %% ../nbs/05_train.ipynb #671ca514
 @torch.no_grad()
 def steering_metrics(model: SteerableModel, aug, images: torch.Tensor, # (B, C, H, W) held-out images
                      n_candidates: int = 16, seed: int = 0) -> dict[str, float]:
@@ -247,7 +261,7 @@ def steering_metrics(model: SteerableModel, aug, images: torch.Tensor, # (B, C, 
     hit = (dist_.argmin(-1) == torch.arange(n, device=images.device)).float().mean().item()
     return dict(rel_error=rel, hit_at_1=hit)
 
-# %% ../nbs/05_train.ipynb #31c3a96f
+# %% ../nbs/05_train.ipynb #4446fbc1
 @dataclass
 class TrainResult:
     "What `train` returns."
@@ -275,7 +289,8 @@ def _rng_state() -> dict:
 def _set_rng(state: dict):
     if 'torch' in state: torch.set_rng_state(state['torch'])
 
-def _optimizer(cfg: TrainConfig, params, steps: int):
+def make_optimizer(cfg: TrainConfig, params, steps: int):
+    "The optimiser and per-step learning-rate schedule `cfg` asks for, over `steps` steps."
     if cfg.optimizer == 'adamw': opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     else: opt = torch.optim.SGD(params, lr=cfg.lr, momentum=0.9, weight_decay=cfg.weight_decay, nesterov=True)
     f = (lambda s: 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps))) if cfg.schedule == 'cosine' else (lambda s: 1.0)
@@ -308,7 +323,7 @@ def train(cfg: TrainConfig, # the run
     if steps_per_epoch == 0:
         raise ValueError(f"the training set has {len(images)} images, fewer than one batch of {cfg.batch_size}")
     model = build_model(cfg, ds.channels, len(ds.classes), aug.param_dim).to(device)
-    opt, sched = _optimizer(cfg, model.parameters(), cfg.epochs * steps_per_epoch)
+    opt, sched = make_optimizer(cfg, model.parameters(), cfg.epochs * steps_per_epoch)
     epoch, step, history = 0, 0, []
     if resume and ck_path.exists():
         state = read_checkpoint(ck_path, map_location=device)
@@ -339,15 +354,12 @@ def train(cfg: TrainConfig, # the run
                        disable=not progress or rank != 0)
             for s in bar:
                 idx = draws.order[s * cfg.batch_size:(s + 1) * cfg.batch_size][rank::world]
-                base, augmented, params, others = make_views(images[idx.to(device)], draws, idx, s, aug, cfg)
-                out = net(base, augmented, params, others if cfg.steering != 'none' else None)
-                loss, parts = training_loss(out, labels[idx.to(device)], cfg)
+                loss, parts = train_step(net, opt, sched, images, labels, draws, idx, s, aug, cfg)
                 if not torch.isfinite(loss):
                     raise FloatingPointError(
                         f"the loss became {loss.item()} at epoch {epoch + 1}, step {s + 1}: training stopped. "
                         f"The last good checkpoint ({ck_path}, if one was written) is kept. Try a lower lr "
                         f"(now {cfg.lr}) or a higher temperature (now {cfg.temperature}).")
-                opt.zero_grad(set_to_none=True); loss.backward(); opt.step(); sched.step()
                 sums['loss'] += loss.item() * len(idx); seen += len(idx)
                 for k, v in parts.items(): sums[k] += v.item() * (1 if k == 'correct' else len(idx))
                 bar.set_postfix(loss=f"{sums['loss'] / seen:.3f}",
@@ -384,7 +396,7 @@ def train(cfg: TrainConfig, # the run
     if world > 1: dist.barrier()
     return TrainResult(model.eval(), history, ck_path, cfg)
 
-# %% ../nbs/05_train.ipynb #d6507004
+# %% ../nbs/05_train.ipynb #0b34c8bc
 def load_model_state(model: nn.Module, state: dict, path: str | Path = 'checkpoint'):
     "Load `state` into `model`, with an error that names missing, unexpected and mis-shaped entries."
     own = model.state_dict()
@@ -411,7 +423,7 @@ def load_checkpoint(path: str | Path, # a checkpoint.pt written by train, or its
     model.meta = meta
     return TrainResult(model.to(map_location).eval(), list(state['history']), path, cfg)
 
-# %% ../nbs/05_train.ipynb #b35e8716
+# %% ../nbs/05_train.ipynb #ca78c8ee
 def history_figure(history: list[dict], title: str = 'training'):
     "Plotly figure of the per-epoch losses, accuracies and steering metrics."
     from plotly.subplots import make_subplots

@@ -15,9 +15,10 @@ from .data import load_dataset, dataset_figure
 from .train import TrainConfig, train, init_distributed
 
 # %% auto #0
-__all__ = ['clear_errors', 'figures_html', 'demo', 'demo_main', 'train_parser', 'train_main', 'speed_main', 'readme_main']
+__all__ = ['clear_errors', 'figures_html', 'demo', 'demo_main', 'bench_main', 'train_parser', 'train_main', 'speed_main',
+           'readme_main']
 
-# %% ../nbs/08_cli.ipynb #a85a84e2
+# %% ../nbs/08_cli.ipynb #aa196885
 @contextmanager
 def clear_errors(prog: str):
     "Turn bad-input errors into a one-line message and exit status 1 instead of a traceback."
@@ -31,32 +32,67 @@ def figures_html(figures: list, # plotly figures, in order
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>{title}</title></head>"
             f"<body style='font-family:sans-serif'><h1>{title}</h1>{''.join(parts)}</body></html>")
 
-def demo(out: str | Path = 'steerable_outputs/demo', # folder for report.html
-         augmentation: str = 'color+crop', # augmentation family to show
-         dataset: str = 'digits', # dataset to show (default: embedded, offline)
-         seed: int = 0) -> Path: # path of the report
-    "Show the data and the augmentation families in `out`/report.html; returns its path."
-    out = Path(out); out.mkdir(parents=True, exist_ok=True)
-    ds, aug = load_dataset(dataset, 'train', seed=seed), get_augmentation(augmentation)
-    figs = [dataset_figure(ds), sweep_figure(aug, ds.images[0], title=f"'{aug.name}' on a {dataset} image")]
-    report = out / 'report.html'
-    tmp = report.with_suffix('.html.tmp')
-    tmp.write_text(figures_html(figs, f"steerable_nb demo: {dataset} and '{aug.name}'"), encoding='utf-8')
-    tmp.replace(report)
-    return report
+def demo(out: str | Path = 'steerable_outputs/demo', # folder for report.html and results.json
+         augmentation: str = 'color+crop', # augmentation family g_θ
+         dataset: str = 'digits', # dataset (default: embedded, offline)
+         seed: int = 0, # training seed
+         epochs: int | None = None, # training epochs (None: the demo's default)
+         quick: bool = False, # a much faster variant, for tests
+         progress: bool = False) -> Path: # path of the report
+    "Train a steerable and an invariant model, evaluate both, write `out`/report.html and results.json; returns the report's path."
+    from steerable_nb.bench import demo as run_demo
+    run_demo(out, augmentation, dataset, seed, epochs, quick, progress)
+    return Path(out) / 'report.html'
 
-# %% ../nbs/08_cli.ipynb #5c674ed4
+# %% ../nbs/08_cli.ipynb #4a2c0a65
 @call_parse
-def demo_main(out: str = 'steerable_outputs/demo', # folder for report.html
+def demo_main(out: str = 'steerable_outputs/demo', # folder for report.html and results.json
               augmentation: str = 'color+crop', # augmentation family, e.g. color, crop, color+crop, rotation
               dataset: str = 'digits', # dataset (digits is embedded and needs no download)
-              seed: int = 0): # seed for the data split
-    "The steerable_nb demo: shows the embedded data and the augmentation families in an HTML report."
+              seed: int = 0, # training seed
+              epochs: int = None, # training epochs (default: 20)
+              quick: store_true = False): # a much faster variant (tiny images, one epoch), for tests
+    "The steerable_nb demo: trains a steerable and an invariant model on the embedded digits and reports every metric."
+    from steerable_nb.bench import demo as run_demo, short_table
     t = time.perf_counter()
-    with clear_errors('steerable_demo'): report = demo(out, augmentation, dataset, seed)
-    print(f"report written to {report.resolve()} ({time.perf_counter() - t:.1f} s)")
+    with clear_errors('steerable_demo'): results = run_demo(out, augmentation, dataset, seed, epochs, quick, progress=True)
+    print(short_table(results))
+    print(f"report written to {(Path(out) / 'report.html').resolve()} ({time.perf_counter() - t:.1f} s)")
 
-# %% ../nbs/08_cli.ipynb #08ee9079
+# %% ../nbs/08_cli.ipynb #447112bb
+@call_parse
+def bench_main(quick: store_true = False, # the few-minutes preset on the embedded digits
+               dataset: str = None, # main dataset (default: fashion_mnist; quick: digits)
+               other: str = None, # partner dataset for cross-dataset transfer and OOD ('none' to skip; default: digits)
+               encoder: str = None, # cnn-small, resnet18, resnet50
+               objective: str = None, # supervised or simclr
+               augmentation: str = None, # e.g. color+crop
+               kinds: str = None, # steering kinds, comma-separated (default: exp,mlp,none; none = invariant)
+               epochs: int = None, # training epochs
+               seeds: int = None, # number of seeds (0, 1, ..., seeds-1)
+               n_train: int = None, # training images of the main dataset (0: the whole split)
+               out: str = None): # output folder (default: steerable_outputs/bench, quick: steerable_outputs/bench-quick)
+    "steerable_bench: train steerable and invariant models alike, measure the paper's four claims, write results.json and report.html."
+    from steerable_nb.bench import BenchConfig, run_bench, format_table
+    t = time.perf_counter()
+    given = dict(dataset=dataset, other=other, encoder=encoder, objective=objective, augmentation=augmentation,
+                 epochs=epochs, out=out)
+    kw = {k: v for k, v in given.items() if v is not None}
+    if 'other' in kw and kw['other'].lower() == 'none': kw['other'] = None
+    if kinds is not None: kw['kinds'] = tuple(k.strip() for k in kinds.split(',') if k.strip())
+    if seeds is not None:
+        if seeds < 1: raise SystemExit(f"steerable_bench: error: --seeds must be at least 1; got {seeds}")
+        kw['seeds'] = tuple(range(seeds))
+    if n_train is not None: kw['n_train'] = n_train or None
+    argv = ' '.join(sys.argv[1:]) if sys.argv and sys.argv[0].endswith('steerable_bench') else ''
+    with clear_errors('steerable_bench'):
+        cfg = BenchConfig.quick(**kw) if quick else BenchConfig(**kw)
+        results = run_bench(cfg, progress=True, command=f"steerable_bench {argv}".strip())
+    print(format_table(results['claims'], cfg.kinds))
+    out_dir = Path(cfg.out).resolve()
+    print(f"results: {out_dir / 'results.json'}\nreport: {out_dir / 'report.html'} ({time.perf_counter() - t:.0f} s)")
+
+# %% ../nbs/08_cli.ipynb #28680332
 _TYPES = {'str': str, 'int': int, 'float': float}
 
 def _optional(typ):
@@ -96,9 +132,9 @@ def train_main(argv: list[str] | None = None):
         print(f"checkpoint: {res.checkpoint.resolve()}" + (f" ({summary})" if summary else ''))
     if dist.is_initialized(): dist.destroy_process_group()
 
-# %% ../nbs/08_cli.ipynb #c92c5a15
+# %% ../nbs/08_cli.ipynb #af117f1c
 @call_parse
-def speed_main(which: str = 'all'): # which benchmark: all or augment
+def speed_main(which: str = 'all'): # which benchmark: all, augment or train
     "Print the speed benchmarks' figures (medians of repeated runs on this machine)."
     from steerable_nb.speed import run_benchmarks
     torch.set_num_threads(torch.get_num_threads())

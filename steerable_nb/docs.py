@@ -11,8 +11,9 @@ from fastcore.script import call_parse, Param, store_true
 
 # %% auto #0
 __all__ = ['NPM_ASSETS', 'DOCS_TEMPLATE', 'readme_from_notebook', 'project_root', 'write_readme', 'fetch_npm_package',
-           'copy_static_assets', 'page_name', 'prepare_notebook', 'execute_notebook', 'finish_notebook',
-           'sidebar_entries', 'sidebar_html', 'render_page', 'docs_notebooks', 'build_docs', 'docs_main']
+           'copy_static_assets', 'page_name', 'prepare_notebook', 'execute_notebook', 'prune_widget_state',
+           'finish_notebook', 'sidebar_entries', 'sidebar_html', 'render_page', 'docs_notebooks', 'build_docs',
+           'docs_main']
 
 # %% ../nbs/09_docs.ipynb #bfe4034e
 _DIRECTIVE = re.compile(r'^\s*#\s*\|')
@@ -138,7 +139,7 @@ def page_name(nb_rel: str | Path # notebook path relative to nbs/
     p = Path(nb_rel)
     return p.with_name(re.sub(r'^\d+[a-zA-Z0-9]*_', '', p.name.lower())).with_suffix('.html').as_posix()
 
-# %% ../nbs/09_docs.ipynb #43b4d904
+# %% ../nbs/09_docs.ipynb #7262c566
 @contextmanager
 def _cwd(path):
     old = os.getcwd(); os.chdir(path)
@@ -167,13 +168,14 @@ def prepare_notebook(nb_path: str | Path # a notebook inside the project's nbs/
     nb.cells = head + [mk_cell('#| hide\nfrom nbdev.showdoc import show_doc', 'code')] + cells
     d = nb2dict(nb)
     d['metadata']['title'] = fm.get('title') or Path(nb_path).stem
-    for c in d['cells']:
-        c.pop('idx_', None)
+    keep = {'cell_type', 'id', 'metadata', 'source', 'outputs', 'execution_count', 'attachments'}
+    for i, c in enumerate(d['cells']):
+        c = d['cells'][i] = {k: v for k, v in c.items() if k in keep}  # drops nbdev's markers (idx_, has_sd)
         if isinstance(c['source'], list): c['source'] = ''.join(c['source'])
         if c['cell_type'] == 'code': c.setdefault('outputs', []); c.setdefault('execution_count', None)
     return d
 
-# %% ../nbs/09_docs.ipynb #d91e45d7
+# %% ../nbs/09_docs.ipynb #4d308f6b
 _QUARTO = re.compile(r'^\s*#\s*\|\s*([\w-]+)\s*:\s*(.*?)\s*$')
 
 def _leading_directives(src: str) -> tuple[dict, list, list]:
@@ -200,7 +202,7 @@ def execute_notebook(nb: dict, # notebook JSON, e.g. from `prepare_notebook`
     import nbformat
     from nbconvert.preprocessors import ExecutePreprocessor, CellExecutionError
     digest = hashlib.sha256(json.dumps([nb, key, skip_slow], sort_keys=True).encode()).hexdigest()[:24]
-    stem = re.sub(r'[^A-Za-z0-9_.-]', '_', name)
+    stem = re.sub(r'[^A-Za-z0-9_.-]', '_', name) + ('.skip_slow' if skip_slow else '')  # one entry per notebook and mode
     cache = _cache_home(cache_dir) / 'docs-executed'
     hit = cache / f"{stem}-{digest}.ipynb"
     if use_cache and hit.exists(): return json.loads(hit.read_text(encoding='utf-8')), True
@@ -229,12 +231,41 @@ def execute_notebook(nb: dict, # notebook JSON, e.g. from `prepare_notebook`
         tmp = hit.with_suffix('.tmp'); tmp.write_text(json.dumps(out), encoding='utf-8'); tmp.replace(hit)
     return out, False
 
-# %% ../nbs/09_docs.ipynb #9387c55f
+# %% ../nbs/09_docs.ipynb #d760a860
 _HIDDEN = {'hide', 'export', 'exporti', 'default_exp'}
 _ANSI = re.compile(r'\x1B(?:[@-Z\\-_]|\[[0-?]*[ -/]*[@-~])')
 _CDN_MATHJAX = re.compile(r'<script[^>]*src="https?://[^"]*mathjax[^"]*"[^>]*>\s*</script>', re.I)
 _PANDOC_ATTRS = re.compile(r'(\]\([^)\s]*\))\{[^}\n]*\}')
 _WIDGET_VIEW = 'application/vnd.jupyter.widget-view+json'
+
+def _widget_refs(x, out: set) -> set:
+    "Model ids that a widget's state refers to: 'IPY_MODEL_<id>' strings and output views' model_id."
+    if isinstance(x, str) and x.startswith('IPY_MODEL_'): out.add(x[len('IPY_MODEL_'):])
+    elif isinstance(x, dict):
+        if isinstance(x.get('model_id'), str): out.add(x['model_id'])
+        for v in x.values(): _widget_refs(v, out)
+    elif isinstance(x, list):
+        for v in x: _widget_refs(v, out)
+    return out
+
+def prune_widget_state(state: dict, # model_id -> {model_name, state, ...}, as nbconvert stores it
+                       shown: set, # model ids of the widget views the page shows
+                      ) -> dict: # the models the page needs
+    "The widget models reachable from the shown views, plus view-less models (e.g. jslink) tied to them."
+    refs = {k: _widget_refs(v.get('state', {}), set()) for k, v in state.items()}
+    keep, todo = set(), [m for m in shown if m in state]
+    def close():
+        while todo:
+            m = todo.pop()
+            if m in keep or m not in state: continue
+            keep.add(m); todo.extend(refs[m])
+    close()
+    viewless = [k for k, v in state.items() if not v.get('state', {}).get('_view_name')]
+    while True:
+        todo.extend(k for k in viewless if k not in keep and refs[k] & keep)
+        if not todo: break
+        close()
+    return {k: v for k, v in state.items() if k in keep}
 
 def finish_notebook(nb: dict, # an executed notebook's JSON
                     prefix: str = '', # path from the page to the site's root, e.g. '../'
@@ -268,9 +299,14 @@ def finish_notebook(nb: dict, # an executed notebook's JSON
             c['outputs'] = [o for o in c.get('outputs', []) if o.get('output_type') not in ('display_data', 'execute_result') or o['data']]
             if not c['source'] and not c['outputs']: continue
         cells.append(c)
-    return {**nb, 'cells': cells}
+    meta = json.loads(json.dumps(nb.get('metadata', {})))
+    ws = meta.get('widgets', {}).get('application/vnd.jupyter.widget-state+json')
+    if ws is not None:
+        shown = {o['data'][_WIDGET_VIEW]['model_id'] for c in cells for o in c.get('outputs', []) if _WIDGET_VIEW in o.get('data', {})}
+        ws['state'] = prune_widget_state(ws.get('state', {}), shown)
+    return {**nb, 'metadata': meta, 'cells': cells}
 
-# %% ../nbs/09_docs.ipynb #c7f328e6
+# %% ../nbs/09_docs.ipynb #5d8258a4
 def sidebar_entries(nbs: str | Path # the notebooks folder, holding sidebar.yml
                    ) -> list[tuple[str | None, str]]: # (section or None, notebook path relative to nbs/)
     "The notebooks `sidebar.yml` lists, in order, each with the section it is in."
@@ -309,12 +345,18 @@ def sidebar_html(entries: list, # from `sidebar_entries`
     if section is not None: parts.append('</ul></li>')
     return ''.join(parts) + '</ul>'
 
-# %% ../nbs/09_docs.ipynb #503ceeae
+# %% ../nbs/09_docs.ipynb #90450d01
 DOCS_TEMPLATE = r'''{%- extends 'index.html.j2' -%}
 {%- block html_head_js_requirejs -%}
 <link rel="icon" href="data:,">
 <script src="{{ resources.require_js_url }}"></script>
-<script>require.config({paths: {"anywidget": "{{ resources.sn_prefix }}static/anywidget/index"}});</script>
+<script>
+/* anywidget from static/; and module paths for the widget manager's own (inlined) modules, so that the fonts
+   they load resolve to static/html-manager/ rather than to @jupyter-widgets/ beside the page. */
+require.config({paths: {"anywidget": "{{ resources.sn_prefix }}static/anywidget/index",
+                        "@jupyter-widgets": "{{ resources.sn_prefix }}static/html-manager",
+                        "@jupyter-widgets/html-manager/dist": "{{ resources.sn_prefix }}static/html-manager"}});
+</script>
 {%- endblock html_head_js_requirejs -%}
 {%- block html_head_js_mathjax -%}
 <script>
@@ -394,7 +436,7 @@ def render_page(nb: dict, # a finished notebook's JSON
         sn_site_title=site_title, sn_home=prefix + home))
     return _lower_anchors(body)
 
-# %% ../nbs/09_docs.ipynb #e9c3ce87
+# %% ../nbs/09_docs.ipynb #f19fd72f
 def _settings(root: Path) -> dict:
     cp = configparser.ConfigParser(delimiters=['='], interpolation=None)
     cp.read(root / 'settings.ini', encoding='utf-8')
@@ -463,7 +505,7 @@ def build_docs(root: str | Path = '.', # the repository (or a folder inside it)
     say(f"wrote {len(pages)} page(s) to {out} in {time.time() - start:.0f} s; open {out / home}")
     return out
 
-# %% ../nbs/09_docs.ipynb #39398351
+# %% ../nbs/09_docs.ipynb #9d46732d
 @call_parse
 def docs_main(notebooks: Param("notebooks to (re)build, e.g. index 00_augment (default: all)", str, nargs='*', opt=False) = None,
               out: str = None, # the site's folder (default: _docs)

@@ -169,7 +169,7 @@ def fit_linear_steering(pairs: EquivariancePairs, # pairs from images *other* th
     m.alpha = float(fit.alpha_)
     return m.to(pairs.z.device).eval()
 
-# %% ../nbs/06_evaluate.ipynb #6d9a6d4a
+# %% ../nbs/06_evaluate.ipynb #63808d5c
 def theta_r2(pairs: EquivariancePairs,
              active: torch.Tensor | None = None, # (k,) bool: coordinates to score (default: all)
              seed: int = 0) -> float:
@@ -184,7 +184,7 @@ def theta_r2(pairs: EquivariancePairs,
     X = torch.cat([pairs.z[:, None].expand(-1, K, -1), pairs.true], -1).cpu().numpy()  # (N, K, 2d)
     y = pairs.params[..., cols].numpy()
     h = N // 2
-    reg = make_pipeline(StandardScaler(), MLPRegressor(hidden_layer_sizes=(128,), max_iter=300, early_stopping=True, random_state=seed))
+    reg = make_pipeline(StandardScaler(), MLPRegressor(hidden_layer_sizes=(128,), max_iter=200, early_stopping=True, n_iter_no_change=5, random_state=seed))
     reg.fit(X[:h].reshape(h * K, -1), y[:h].reshape(h * K, -1))
     return float(r2_score(y[h:].reshape(-1, y.shape[-1]), reg.predict(X[h:].reshape((N - h) * K, -1))))
 
@@ -213,7 +213,7 @@ def composition_error(model: nn.Module, aug, images: torch.Tensor, # (N, C, H, W
                 one_step=((one - target).norm(dim=-1).sum() / disp).item(),
                 params=[n for n, c in zip(aug.param_names, cols) if c])
 
-# %% ../nbs/06_evaluate.ipynb #680eb24f
+# %% ../nbs/06_evaluate.ipynb #f5df585d
 def equivariance_report(model: nn.Module, aug, images: torch.Tensor, # (N, C, H, W) held-out images
                         fit_images: torch.Tensor | None = None, # other images, to fit the post-hoc linear map
                         k: int = 16, # candidates per image (Hit@1 chance = 1/k)
@@ -231,29 +231,31 @@ def equivariance_report(model: nn.Module, aug, images: torch.Tensor, # (N, C, H,
         fitted = fit_linear_steering(equivariance_pairs(model, aug, fit_images, max(2, k // 2), seed + 1, batch_size=batch_size))
         out['post_hoc'] = score_steering(pairs, fitted)
     out['per_family'] = {}
+    half = images[:max(1, (len(images) + 1) // 2)]  # the breakdowns use half the images
     for name, sl in family_slices(aug):
         fam = torch.zeros(aug.param_dim, dtype=torch.bool); fam[sl] = True
         if not (fam & act).any(): continue
-        p = equivariance_pairs(model, aug, images, k, seed + 2, active=fam & act, batch_size=batch_size)
+        p = equivariance_pairs(model, aug, half, k, seed + 2, active=fam & act, batch_size=batch_size)
         out['per_family'][name] = score_steering(p, model.steering)
     out['by_norm'] = []
     for s in scales:
-        p = equivariance_pairs(model, aug, images, max(2, k // 2), seed + 3, scale=s, active=act, batch_size=batch_size)
+        p = equivariance_pairs(model, aug, half, max(2, k // 2), seed + 3, scale=s, active=act, batch_size=batch_size)
         out['by_norm'].append(dict(scale=float(s), theta_norm=p.params.norm(dim=-1).mean().item(),
                                    **score_steering(p, model.steering)))
     out['composition'] = composition_error(model, aug, images, seed=seed + 4, batch_size=batch_size)
     return out
 
-# %% ../nbs/06_evaluate.ipynb #cb1098b7
+# %% ../nbs/06_evaluate.ipynb #ce146412
 PROBE_CS = tuple(float(c) for c in np.logspace(-3, 2, 6))
 
 def linear_probe(train: tuple, # (features (N, d), labels (N,)) as tensors or arrays
                  val: tuple, test: tuple,
                  Cs=PROBE_CS, # inverse L2 strengths to choose from
-                 max_iter: int = 1000) -> dict[str, float]:
+                 max_iter: int = 500) -> dict[str, float]:
     "Logistic-regression probe on standardised features, C chosen on `val`, refit on train + val; test accuracy."
+    import warnings
+    from sklearn.exceptions import ConvergenceWarning
     from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
     as_np = lambda a: a.detach().cpu().numpy() if isinstance(a, torch.Tensor) else np.asarray(a)
     (Xtr, ytr), (Xva, yva), (Xte, yte) = [(as_np(x), as_np(y)) for x, y in (train, val, test)]
@@ -262,11 +264,17 @@ def linear_probe(train: tuple, # (features (N, d), labels (N,)) as tensors or ar
         if len(X) != len(y): raise ValueError(f"the probe's {name} split has {len(X)} features but {len(y)} labels")
         if not np.isfinite(X).all(): raise ValueError(f"the probe's {name} features contain NaN or inf values")
     if len(np.unique(ytr)) < 2: raise ValueError("the probe's train split needs at least two classes")
-    probe = lambda C: make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=max_iter))
-    val_acc = {C: probe(C).fit(Xtr, ytr).score(Xva, yva) for C in Cs}
-    best = max(Cs, key=lambda C: (val_acc[C], -C))  # ties: the stronger regularisation
-    final = probe(best).fit(np.concatenate([Xtr, Xva]), np.concatenate([ytr, yva]))
-    return dict(accuracy=float(final.score(Xte, yte)), C=float(best), val_accuracy=float(val_acc[best]))
+    Cs = sorted(Cs)
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore', ConvergenceWarning)
+        sc = StandardScaler().fit(Xtr)
+        lr = LogisticRegression(max_iter=max_iter, warm_start=True)  # C ascending, each fit starts from the last
+        val_acc = {C: lr.set_params(C=C).fit(sc.transform(Xtr), ytr).score(sc.transform(Xva), yva) for C in Cs}
+        best = max(Cs, key=lambda C: (val_acc[C], -C))  # ties: the stronger regularisation
+        X, y = np.concatenate([Xtr, Xva]), np.concatenate([ytr, yva])
+        sc = StandardScaler().fit(X)
+        final = LogisticRegression(C=best, max_iter=max_iter).fit(sc.transform(X), y)
+    return dict(accuracy=float(final.score(sc.transform(Xte), yte)), C=float(best), val_accuracy=float(val_acc[best]))
 
 def probe_transfer(model: nn.Module, train_ds, val_ds, test_ds, # datasets with .images and .labels (any label set)
                    batch_size: int = 512, **kwargs) -> dict[str, float]:
@@ -365,8 +373,20 @@ def tta_accuracy(logits: torch.Tensor, # (N, K, C)
     return {int(k): (probs[:, :k].mean(1).argmax(1).cpu() == labels.cpu()).float().mean().item()
             for k in ks if k <= logits.shape[1]}
 
-# %% ../nbs/06_evaluate.ipynb #f073dd6b
-@torch.no_grad()
+# %% ../nbs/06_evaluate.ipynb #57c56c85
+def _true_tta(model, aug, head, x, params, batch_size):
+    "Mean-softmax prediction of true TTA: K encoder passes (no checks: they are done once, outside the timing)."
+    K, B = len(params), len(x)
+    reps, theta = x.repeat(K, 1, 1, 1), params.repeat_interleave(B, 0)
+    logits = torch.cat([head(model.embed(aug.apply(reps[i:i + batch_size], theta[i:i + batch_size])))
+                        for i in range(0, K * B, batch_size)])
+    return logits.view(K, B, -1).softmax(-1).mean(0).argmax(1)
+
+def _steered_tta(model, fixed, x):
+    "Mean-softmax prediction of steered TTA: one encoder pass, then the folded (d, K·C) product."
+    return fixed.logits(model.embed(x)).softmax(-1).mean(1).argmax(1)
+
+@torch.inference_mode()
 def tta_timing(model: nn.Module, aug, images: torch.Tensor, # (N, C, H, W): one batch
                params: torch.Tensor, # (K, k)
                ks=(1, 4, 16, 64), # K' values to time (≤ K); the first K' rows of params
@@ -376,15 +396,20 @@ def tta_timing(model: nn.Module, aug, images: torch.Tensor, # (N, C, H, W): one 
     head = head if head is not None else classifier_head(model)
     ks = [int(k) for k in ks if k <= len(params)]
     if not ks: raise ValueError(f"no K in ks is ≤ the {len(params)} parameter rows given")
+    dev = next(model.parameters()).device
+    x, params = images.to(dev), aug.validate(params).to(dev, images.dtype)
+    model.eval()
     t0 = time.perf_counter(); fixed = {k: FixedSteering(model.steering, params[:k], head=head) for k in ks}
     setup = time.perf_counter() - t0
+    sync = torch.cuda.synchronize if dev.type == 'cuda' else (lambda: None)
     times = {k: dict(steered=[], true=[]) for k in ks}
     for _ in range(repeats):
         for k in ks:
             for mode in ('steered', 'true'):
-                t = time.perf_counter()
-                tta_logits(model, aug, images, params[:k], mode, head, batch_size, fixed[k]).softmax(-1).mean(1).argmax(1)
-                times[k][mode].append(time.perf_counter() - t)
+                sync(); t = time.perf_counter()
+                if mode == 'steered': _steered_tta(model, fixed[k], x)
+                else: _true_tta(model, aug, head, x, params[:k], batch_size)
+                sync(); times[k][mode].append(time.perf_counter() - t)
     med = {k: {m: float(np.median(v)) for m, v in d.items()} for k, d in times.items()}
     return dict(n_images=len(images), repeats=repeats, setup_seconds=setup,
                 by_k={str(k): dict(seconds_steered=m['steered'], seconds_true=m['true'],
@@ -427,7 +452,7 @@ def ood_metrics(id_scores: dict, ood_scores_: dict, # name -> (N,) scores from o
     if not roc_points: del out['roc']
     return out
 
-# %% ../nbs/06_evaluate.ipynb #4d870ef5
+# %% ../nbs/06_evaluate.ipynb #de3aef5d
 def aggregate(runs: list):
     "Mean, std (ddof=1) and values over seeds of same-shaped nested results (dicts, lists, numbers)."
     if not runs: raise ValueError("aggregate needs at least one run")
@@ -438,8 +463,9 @@ def aggregate(runs: list):
     if isinstance(first, (list, tuple)):
         if len({len(r) for r in runs}) != 1: raise ValueError("aggregate: lists of different lengths across runs")
         return [aggregate(list(x)) for x in zip(*runs)]
-    if first is None or isinstance(first, str):
-        return first if all(r == first for r in runs) else list(runs)
+    if first is None or isinstance(first, (str, bool, int)) and all(r == first and type(r) is type(first) for r in runs):
+        return first  # labels and settings (K, counts) that every run shares
+    if isinstance(first, str): return list(runs)
     vals = [float(r) for r in runs]
     std = float(np.std(vals, ddof=1)) if len(vals) > 1 else None
     return dict(mean=float(np.mean(vals)), std=std, values=vals)

@@ -1,19 +1,41 @@
+import json
 from conftest import ROOT, run
+
+# Offline (no proxy reachable), a private corrupted-set cache, and passive OpenMP threads (on a busy 2-core machine,
+# spinning OpenMP threads make PyTorch many times slower; the setting changes no result).
+DEMO_ENV = {'no_proxy': '*', 'http_proxy': 'http://127.0.0.1:9', 'https_proxy': 'http://127.0.0.1:9',
+            'OMP_WAIT_POLICY': 'PASSIVE'}
 
 def test_demo_help(bin_dir):
     out = run(bin_dir / 'steerable_demo', '--help').stdout
-    assert '--augmentation' in out and '--dataset' in out
+    for flag in ('--out', '--augmentation', '--dataset', '--seed', '--epochs', '--quick'): assert flag in out
 
-def test_demo_writes_offline_report(bin_dir, tmp_path):
-    p = run(bin_dir / 'steerable_demo', '--out', tmp_path / 'demo', env={'no_proxy': '*', 'http_proxy': 'http://127.0.0.1:9'})
+def test_demo_trains_evaluates_and_reports_offline(bin_dir, tmp_path):
+    env = {**DEMO_ENV, 'STEERABLE_NB_CACHE': str(tmp_path / 'cache')}
+    p = run(bin_dir / 'steerable_demo', '--out', tmp_path / 'demo', '--quick', env=env, timeout=600)
     report = tmp_path / 'demo' / 'report.html'
     assert str(report.resolve()) in p.stdout
+    for text in ('steerable (exp)', 'invariant', 'Hit@1', 'mean corruption accuracy', 'speed-up'): assert text in p.stdout
     html = report.read_text()
-    assert html.count('class="plotly-graph-div"') == 2 and '<script src=' not in html
+    assert html.count('class="plotly-graph-div"') == 7 and '<script src=' not in html  # plotly.js inlined: offline
+    res = json.loads((tmp_path / 'demo' / 'results.json').read_text())
+    assert sorted(res['models']) == ['exp', 'none']
+    for m in res['models'].values():
+        assert {'equivariance', 'transfer', 'corruption_accuracy', 'tta', 'ood'} <= set(m)
+        assert len(m['corruption_accuracy']['per_corruption']) == 19
+    inv = res['models']['none']['equivariance']  # M = I: displacement error exactly 1, Hit@1 exactly chance
+    assert abs(inv['rel_displacement_error']['mean'] - 1) < 1e-4 and abs(inv['hit_at_1']['mean'] - 1 / inv['k']) < 1e-6
+    main = [r for r in res['data']['runs'] if r['protocol'] == 'main']  # both models: same data, epochs, seed
+    assert sorted(r['kind'] for r in main) == ['exp', 'none'] and len({(r['dataset'], r['epochs'], r['seed']) for r in main}) == 1
 
 def test_demo_bad_augmentation_is_a_clear_error(bin_dir, tmp_path):
     p = run(bin_dir / 'steerable_demo', '--out', tmp_path, '--augmentation', 'colour', check=False)
-    assert p.returncode != 0 and "unknown augmentation 'colour'" in p.stderr
+    assert p.returncode == 1 and "steerable_demo: error: unknown augmentation 'colour'" in p.stderr
+    assert 'Traceback' not in p.stderr and not (tmp_path / 'report.html').exists()
+
+def test_demo_unknown_dataset_is_a_clear_error(bin_dir, tmp_path):
+    p = run(bin_dir / 'steerable_demo', '--out', tmp_path, '--dataset', 'digitz', '--quick', check=False)
+    assert p.returncode == 1 and "unknown dataset 'digitz'" in p.stderr and 'Traceback' not in p.stderr
     assert not (tmp_path / 'report.html').exists()
 
 def test_readme_matches_index_notebook(bin_dir):

@@ -1,0 +1,198 @@
+"""The explorer in a real JupyterLab, driven by a real browser.
+
+The test trains a tiny model, writes a two-cell notebook that builds a `SteeringExplorer` from its checkpoint, starts
+`jupyter lab` on 127.0.0.1 with a token (its settings, workspaces and runtime files in a temporary folder, news
+off), opens the notebook in headless Chromium through Playwright, runs the cell, drags a slider with the mouse and
+moves it with the keyboard, and checks that the plotly trace in the page follows. The explorer is in side-by-side
+mode, with an invariant baseline. It saves screenshots under the test's tmp_path and copies the one taken after the
+moves to steerable_outputs/jupyterlab.png.
+
+Chromium is Debian's (`apt-get install chromium`; `STEERABLE_CHROMIUM` names another binary); Playwright comes from
+PyPI and is pointed at it: never `playwright install`. Where either is missing the test is skipped with a message
+saying what to install, and fails instead when `CI` is set, so CI cannot pass without running it."""
+import json, os, shutil, signal, socket, subprocess, sys, time, secrets, urllib.request
+from pathlib import Path
+import pytest
+from conftest import ROOT
+
+CHROMIUM = os.environ.get('STEERABLE_CHROMIUM', '/usr/bin/chromium')
+CHROMIUM_FLAGS = ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
+                  '--disable-sync', '--no-first-run']
+WAIT_MS = 90_000  # the longest any single wait in the page may take
+
+def _missing(what: str):
+    (pytest.fail if os.environ.get('CI') else pytest.skip)(what)
+
+def _chromium() -> str:
+    path = shutil.which(CHROMIUM) or (CHROMIUM if Path(CHROMIUM).is_file() else None)
+    if not path:
+        _missing(f"Chromium not found at {CHROMIUM}: install Debian's chromium (apt-get update && apt-get install -y "
+                 "chromium) or set STEERABLE_CHROMIUM; never run `playwright install`")
+    return path
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+NOTEBOOK_CELLS = [
+    "from steerable_nb.widgets import SteeringExplorer\n"
+    "ex = SteeringExplorer({checkpoint!r}, baseline={baseline!r}, n_images=3, n_gallery=32)\n"
+    "ex",
+    "import statistics, torch\n"
+    "print(f'kernel: {{len(ex.update_times)}} updates, median {{1e3 * statistics.median(ex.update_times):.1f}} ms, '\n"
+    "      f'brightness {{ex.sliders[\"brightness\"].value:+.2f}}')",
+]
+
+def _notebook(checkpoint: Path, baseline: Path) -> dict:
+    cells = [dict(cell_type='code', id=f'cell{i}', metadata={}, execution_count=None, outputs=[],
+                  source=src.format(checkpoint=str(checkpoint), baseline=str(baseline)))
+             for i, src in enumerate(NOTEBOOK_CELLS)]
+    return dict(cells=cells, nbformat=4, nbformat_minor=5,
+                metadata=dict(kernelspec=dict(display_name='Python 3', language='python', name='python3')))
+
+@pytest.fixture
+def lab(tmp_path):
+    "A JupyterLab server on 127.0.0.1 serving a notebook that explores a tiny trained model; stopped afterwards."
+    pytest.importorskip('jupyterlab', reason="jupyterlab is not installed (a dev requirement)")
+    from steerable_nb.train import train, TrainConfig
+    from steerable_nb.widgets import torch_threads
+    quick = dict(image_size=16, epochs=1, batch_size=64, embed_dim=32)
+    with torch_threads(1):  # a few small steps: one thread is fastest on a shared CPU
+        res = train(TrainConfig(**quick, out_dir=str(tmp_path / 'run')), progress=False, max_steps=3)
+        inv = train(TrainConfig(**quick, steering='none', out_dir=str(tmp_path / 'inv')), progress=False, max_steps=3)
+    root = tmp_path / 'lab'; root.mkdir()
+    (root / 'explore.ipynb').write_text(json.dumps(_notebook(res.checkpoint, inv.checkpoint), indent=1))
+    home = tmp_path / 'jupyter'
+    settings = home / 'settings' / '@jupyterlab' / 'apputils-extension'
+    settings.mkdir(parents=True)
+    (settings / 'notification.jupyterlab-settings').write_text(json.dumps({'fetchNews': 'false', 'checkForUpdates': False}))
+    env = {**os.environ, 'JUPYTERLAB_SETTINGS_DIR': str(home / 'settings'), 'JUPYTERLAB_WORKSPACES_DIR': str(home / 'ws'),
+           'JUPYTER_RUNTIME_DIR': str(home / 'runtime'), 'JUPYTER_CONFIG_DIR': str(home / 'config'),
+           'OMP_NUM_THREADS': '1', 'PYTHONUNBUFFERED': '1'}
+    port, token = _free_port(), secrets.token_hex(16)
+    log = open(tmp_path / 'jupyter.log', 'w')
+    args = ['--no-browser', '--allow-root', '--ip=127.0.0.1', f'--port={port}', '--ServerApp.port_retries=0',
+            f'--ServerApp.token={token}', f'--ServerApp.root_dir={root}', '--LabApp.news_url=None',
+            '--LabApp.check_for_updates_class=jupyterlab.handlers.announcements.NeverCheckForUpdate']
+    proc = subprocess.Popen([sys.executable, '-m', 'jupyterlab', *args], cwd=root, env=env, stdout=log,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+    url = f'http://127.0.0.1:{port}'
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"jupyter lab exited with {proc.returncode}:\n{(tmp_path / 'jupyter.log').read_text()[-3000:]}")
+            try:
+                with urllib.request.urlopen(f'{url}/api/status?token={token}', timeout=5) as r:
+                    if r.status == 200: break
+            except OSError: pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"jupyter lab did not answer within 60 s:\n{(tmp_path / 'jupyter.log').read_text()[-3000:]}")
+            time.sleep(0.5)
+        yield dict(url=url, token=token, root=root, log=tmp_path / 'jupyter.log')
+    finally:
+        if proc.poll() is None:
+            proc.terminate()  # SIGTERM: jupyter stops cleanly and shuts its kernels down
+            try: proc.wait(timeout=20)
+            except subprocess.TimeoutExpired: proc.kill(); proc.wait(timeout=10)
+        try: os.killpg(proc.pid, signal.SIGKILL)  # whatever the server started and left behind (its kernel)
+        except ProcessLookupError: pass
+        log.close()
+
+TRACE_JS = """() => { const g = document.querySelector('.js-plotly-plot');
+  return g && g.data && g.data.length > 5 ? [g.data[4].x[0], g.data[4].y[0], g.data[5].x[0], g.data[5].y[0]] : null; }"""
+
+def _wait_change(page, before, what: str, timeout_s: float = 30):
+    "Poll the plotly trace in the page until it differs from `before`."
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        now = page.evaluate(TRACE_JS)
+        if now is not None and now != before: return now
+        page.wait_for_timeout(200)
+    raise AssertionError(f"the plotly trace did not change within {timeout_s:.0f} s after {what} (still {before})")
+
+def _slider_label(page, index: int) -> str:
+    return page.locator('.widget-slider').nth(index).locator('.widget-label').first.inner_text()
+
+def test_explorer_in_jupyterlab(lab, tmp_path):
+    chromium = _chromium()
+    try: from playwright.sync_api import sync_playwright
+    except ImportError: _missing("the playwright package is not installed (pip install playwright; never `playwright install`)")
+    shots = tmp_path / 'screenshots'; shots.mkdir()
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS, headless=True, timeout=60_000)
+        try:
+            page = browser.new_page(viewport={'width': 1500, 'height': 1300})
+            page.set_default_timeout(WAIT_MS)
+            errors = []
+            page.on('pageerror', lambda e: errors.append(str(e)))
+            page.goto(f"{lab['url']}/lab/tree/explore.ipynb?token={lab['token']}", wait_until='domcontentloaded')
+            # the notebook is loaded (both cells) and its kernel is idle: only then run, or JupyterLab asks for a kernel
+            page.wait_for_function("""() => document.querySelectorAll('.jp-Notebook .jp-Cell').length === 2 &&
+                /\\bIdle\\b/.test((document.querySelector('#jp-main-statusbar') || document.body).innerText)""")
+            page.locator('.jp-Notebook .jp-Cell').nth(0).locator('.jp-InputArea-editor').click()
+            page.keyboard.press('Shift+Enter')
+            page.wait_for_selector('.widget-slider', state='visible')
+            page.wait_for_selector('.js-plotly-plot', state='visible')
+            # side by side: six traces for the steerable model, six for the invariant baseline
+            page.wait_for_function("() => { const g = document.querySelector('.js-plotly-plot'); "
+                                   "return g && g.data && g.data.length === 12; }")
+            page.screenshot(path=shots / '1-explorer.png', full_page=True)
+            start = page.evaluate(TRACE_JS)
+            assert start is not None
+            assert _slider_label(page, 0).startswith('brightness ×1.00'), _slider_label(page, 0)
+
+            # drag the brightness handle to about 3/4 of its rail with the mouse
+            slider = page.locator('.widget-slider').nth(0)
+            handle, rail = slider.locator('.noUi-handle'), slider.locator('.noUi-base')
+            hb, rb = handle.bounding_box(), rail.bounding_box()
+            page.mouse.move(hb['x'] + hb['width'] / 2, hb['y'] + hb['height'] / 2)
+            page.mouse.down()
+            page.mouse.move(rb['x'] + rb['width'] * 0.75, hb['y'] + hb['height'] / 2, steps=8)
+            page.mouse.up()
+            dragged = _wait_change(page, start, 'dragging the brightness slider')
+            page.wait_for_function("() => document.querySelector('.widget-slider .widget-label').innerText.trim() "
+                                   "!== 'brightness ×1.00'")
+            label = _slider_label(page, 0)
+            assert label.startswith('brightness ×1.') and label != 'brightness ×1.00', label
+            page.screenshot(path=shots / '2-dragged.png', full_page=True)
+
+            # then step it down with the keyboard (arrow keys move the focused handle)
+            handle.focus()
+            for _ in range(10): page.keyboard.press('ArrowLeft')
+            _wait_change(page, dragged, 'pressing ArrowLeft on the brightness slider')
+            page.wait_for_timeout(1000)  # let the last updates land before the picture
+            page.screenshot(path=shots / 'jupyterlab.png', full_page=True)
+            # the invariant panel's steered path is flat: every point of trace 7 is f(x)
+            flat = page.evaluate("() => { const d = document.querySelector('.js-plotly-plot').data[7]; "
+                                 "return d.x.every(v => Math.abs(v - d.x[0]) < 1e-6) && "
+                                 "d.y.every(v => Math.abs(v - d.y[0]) < 1e-6); }")
+            assert flat, "the invariant baseline's steered path should be a single point"
+
+            # the kernel's own account: how many updates, and their median time
+            page.locator('.jp-Notebook .jp-Cell').nth(1).locator('.jp-InputArea-editor').click()
+            page.keyboard.press('Shift+Enter')
+            out = page.locator('.jp-Notebook .jp-Cell').nth(1).locator('.jp-OutputArea-output')
+            out.first.wait_for(state='visible')
+            report = out.first.inner_text()
+            print(report)
+            assert report.startswith('kernel:'), report
+            assert int(report.split()[1]) >= 3, report  # the first draw, the drag, the key presses
+            readout = slider.locator('.widget-readout').inner_text().strip()
+            assert report.endswith(f'brightness {readout}'), (report, readout)  # the page and the kernel agree
+            text = page.locator('.jp-Notebook').inner_text()
+            assert 'Traceback' not in text, text[-3000:]
+            assert not errors, errors
+            page.screenshot(path=shots / '4-final.png', full_page=True)
+        except Exception as e:
+            try:
+                page.screenshot(path=shots / 'failure.png', full_page=True)
+                seen = page.locator('body').inner_text()[-2000:]
+            except Exception: seen = '(page unreadable)'
+            raise AssertionError(f"{e}\nscreenshot: {shots / 'failure.png'}\npage text (end): {seen}\n"
+                                 f"server log (end): {lab['log'].read_text()[-2000:]}") from e
+        finally:
+            browser.close()
+    out_dir = ROOT / 'steerable_outputs'; out_dir.mkdir(exist_ok=True)
+    shutil.copy(shots / 'jupyterlab.png', out_dir / 'jupyterlab.png')

@@ -261,7 +261,7 @@ def steering_metrics(model: SteerableModel, aug, images: torch.Tensor, # (B, C, 
     hit = (dist_.argmin(-1) == torch.arange(n, device=images.device)).float().mean().item()
     return dict(rel_error=rel, hit_at_1=hit)
 
-# %% ../nbs/05_train.ipynb #4446fbc1
+# %% ../nbs/05_train.ipynb #d5c97d5f
 @dataclass
 class TrainResult:
     "What `train` returns."
@@ -323,6 +323,7 @@ def train(cfg: TrainConfig, # the run
     if steps_per_epoch == 0:
         raise ValueError(f"the training set has {len(images)} images, fewer than one batch of {cfg.batch_size}")
     model = build_model(cfg, ds.channels, len(ds.classes), aug.param_dim).to(device)
+    model.meta = _meta(ds, aug)  # what the model takes (channels, size, θ names), as load_checkpoint gives it too
     opt, sched = make_optimizer(cfg, model.parameters(), cfg.epochs * steps_per_epoch)
     epoch, step, history = 0, 0, []
     if resume and ck_path.exists():

@@ -175,8 +175,9 @@ def prepare_notebook(nb_path: str | Path # a notebook inside the project's nbs/
         if c['cell_type'] == 'code': c.setdefault('outputs', []); c.setdefault('execution_count', None)
     return d
 
-# %% ../nbs/09_docs.ipynb #4d308f6b
+# %% ../nbs/09_docs.ipynb #a249d42e
 _QUARTO = re.compile(r'^\s*#\s*\|\s*([\w-]+)\s*:\s*(.*?)\s*$')
+_ANSI = re.compile(r'\x1B(?:[@-Z\\-_]|\[[0-?]*[ -/]*[@-~])')
 
 def _leading_directives(src: str) -> tuple[dict, list, list]:
     "Quarto options, nbdev flags and the remaining lines of a cell that starts with `#|` directives (and cell magics)."
@@ -219,7 +220,7 @@ def execute_notebook(nb: dict, # notebook JSON, e.g. from `prepare_notebook`
     old = os.environ.get('PLOTLY_RENDERER')
     os.environ['PLOTLY_RENDERER'] = 'notebook'  # the kernel inherits it: figures as HTML, plotly.js inlined once
     try: ep.preprocess(node, {'metadata': {'path': str(cwd)}})
-    except CellExecutionError as e: raise RuntimeError(f"{name}: a cell failed while building the docs:\n{e}") from None
+    except CellExecutionError as e: raise RuntimeError(f"{name}: a cell failed while building the docs:\n{_ANSI.sub('', str(e))}") from None
     finally:
         if old is None: os.environ.pop('PLOTLY_RENDERER', None)
         else: os.environ['PLOTLY_RENDERER'] = old
@@ -231,9 +232,8 @@ def execute_notebook(nb: dict, # notebook JSON, e.g. from `prepare_notebook`
         tmp = hit.with_suffix('.tmp'); tmp.write_text(json.dumps(out), encoding='utf-8'); tmp.replace(hit)
     return out, False
 
-# %% ../nbs/09_docs.ipynb #d760a860
+# %% ../nbs/09_docs.ipynb #20314ba3
 _HIDDEN = {'hide', 'export', 'exporti', 'default_exp'}
-_ANSI = re.compile(r'\x1B(?:[@-Z\\-_]|\[[0-?]*[ -/]*[@-~])')
 _CDN_MATHJAX = re.compile(r'<script[^>]*src="https?://[^"]*mathjax[^"]*"[^>]*>\s*</script>', re.I)
 _PANDOC_ATTRS = re.compile(r'(\]\([^)\s]*\))\{[^}\n]*\}')
 _WIDGET_VIEW = 'application/vnd.jupyter.widget-view+json'
@@ -436,7 +436,7 @@ def render_page(nb: dict, # a finished notebook's JSON
         sn_site_title=site_title, sn_home=prefix + home))
     return _lower_anchors(body)
 
-# %% ../nbs/09_docs.ipynb #f19fd72f
+# %% ../nbs/09_docs.ipynb #80ba0353
 def _settings(root: Path) -> dict:
     cp = configparser.ConfigParser(delimiters=['='], interpolation=None)
     cp.read(root / 'settings.ini', encoding='utf-8')
@@ -478,16 +478,19 @@ def build_docs(root: str | Path = '.', # the repository (or a folder inside it)
     lib = root / cfg.get('lib_path', 'steerable_nb')
     key = hashlib.sha256(b''.join(p.name.encode() + p.read_bytes() for p in sorted(lib.glob('*.py')))).hexdigest()
     doc_url = cfg.get('doc_host', '').rstrip('/') + '/' + cfg.get('doc_baseurl', '').strip('/') + '/' if cfg.get('doc_host') else ''
-    start, pages = time.time(), {}
+    start, pages, failed = time.time(), {}, {}
     with _cwd(root):  # nbdev's processors read settings.ini from the working directory
         for nb_path in chosen:
             t, rel = time.time(), nb_path.relative_to(nbs).as_posix()
             page = page_name(rel)
-            ran, cached = execute_notebook(prepare_notebook(nb_path), nb_path.parent, cache_dir, key, skip_slow,
-                                           timeout, name=rel, use_cache=use_cache)
+            try: ran, cached = execute_notebook(prepare_notebook(nb_path), nb_path.parent, cache_dir, key, skip_slow,
+                                                timeout, name=rel, use_cache=use_cache)
+            except RuntimeError as e:
+                failed[rel] = str(e); say(f"{rel}: FAILED after {time.time() - t:.0f} s"); continue
             pages[page] = finish_notebook(ran, '../' * page.count('/'), doc_url)
             say(f"{rel}: {'cached' if cached else f'executed in {time.time() - t:.0f} s'}")
-    if not notebooks and out.exists(): shutil.rmtree(out)
+    if not pages: raise RuntimeError('\n\n'.join(failed.values()))
+    if not notebooks and not failed and out.exists(): shutil.rmtree(out)  # a full build replaces the old site
     out.mkdir(parents=True, exist_ok=True)
     copy_static_assets(out, cache_dir)
     for f in nbs.rglob('*'):
@@ -503,6 +506,9 @@ def build_docs(root: str | Path = '.', # the repository (or a folder inside it)
         _write(out / page, render_page(nb, page, sidebar_html(entries, titles, page), cfg.get('title', 'docs'), home))
     _write(manifest, json.dumps(dict(pages=titles), indent=1))
     say(f"wrote {len(pages)} page(s) to {out} in {time.time() - start:.0f} s; open {out / home}")
+    if failed:
+        raise RuntimeError(f"{len(failed)} notebook(s) failed ({', '.join(failed)}); the other pages were written to {out}.\n\n"
+                           + '\n\n'.join(failed.values()))
     return out
 
 # %% ../nbs/09_docs.ipynb #9d46732d

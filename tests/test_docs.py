@@ -50,8 +50,8 @@ def serve(folder):
 def site_pages(site: Path) -> list[str]:
     return sorted(p.relative_to(site).as_posix() for p in site.rglob('*.html') if p.relative_to(site).parts[0] != 'static')
 
-def open_page(browser, base: str, page: str):
-    """Open `page` and wait (bounded) until its widgets and plotly figures are drawn.
+def open_page(browser, base: str, page: str, n_figures: int = 0):
+    """Open `page` and wait (bounded) until its widgets and (at least `n_figures`) plotly figures are drawn.
     Returns the Playwright page and what went wrong: console errors, page errors, failed or off-site requests."""
     pg, problems = browser.new_page(), []
     pg.set_default_timeout(WAIT_MS)
@@ -63,7 +63,8 @@ def open_page(browser, base: str, page: str):
     # widget views are replaced by the rendered widget; plotly divs get their svg once drawn
     pg.wait_for_function("""() => document.querySelectorAll('script[type="application/vnd.jupyter.widget-view+json"]').length
                                   <= document.querySelectorAll('.jupyter-widgets').length""")
-    pg.wait_for_function("""() => [...document.querySelectorAll('.js-plotly-plot')].every(d => d.querySelector('svg.main-svg'))""")
+    pg.wait_for_function("""n => { const figs = [...document.querySelectorAll('.js-plotly-plot')];
+                                    return figs.length >= n && figs.every(d => d.querySelector('svg.main-svg')); }""", arg=n_figures)
     pg.wait_for_timeout(500)  # late console errors
     return pg, problems
 
@@ -80,11 +81,11 @@ def check_site(browser, site: Path, unbuilt: set = frozenset()):
     report = {}
     with serve(site) as base:
         for page in pages:
-            pg, problems = open_page(browser, base, page)
+            raw = (site / page).read_text(encoding='utf-8')
+            n_static = raw.count('class="plotly-graph-div"')
+            n_fw = len(widget_models(raw, 'AnyModel'))  # every anywidget in our pages is a plotly FigureWidget
+            pg, problems = open_page(browser, base, page, n_static + n_fw)
             try:
-                raw = (site / page).read_text(encoding='utf-8')
-                n_static = raw.count('class="plotly-graph-div"')
-                n_fw = len(widget_models(raw, 'AnyModel'))  # every anywidget in our pages is a plotly FigureWidget
                 n_views = pg.locator('script[type="application/vnd.jupyter.widget-view+json"]').count()
                 figs = pg.locator('.js-plotly-plot').count()
                 assert figs == n_static + n_fw, f"{page}: {figs} plotly figures drawn; the page holds {n_static} + {n_fw} FigureWidgets"
@@ -144,6 +145,17 @@ def test_docs_cli_errors(bin_dir):
     p = run(bin_dir / 'steerable_docs', 'no_such_notebook', check=False)
     assert p.returncode == 1 and "steerable_docs: error: no notebook 'no_such_notebook'" in p.stderr, p.stderr
 
+def test_failing_notebook_is_reported_and_the_rest_is_built(tmp_path, bin_dir, npm):
+    shutil.copy2(ROOT / 'settings.ini', tmp_path / 'settings.ini')
+    (tmp_path / 'nbs').mkdir()
+    (tmp_path / 'nbs' / 'index.ipynb').write_text(json.dumps(_nb(('markdown', '# Home\n> fine'), ('code', '1 + 1'))))
+    (tmp_path / 'nbs' / '01_broken.ipynb').write_text(json.dumps(_nb(('markdown', '# Broken\n> fails'), ('code', '1 / 0'))))
+    p = run(bin_dir / 'steerable_docs', '--no_cache', cwd=tmp_path, check=False, timeout=600)
+    assert p.returncode == 1, p.stdout + p.stderr
+    assert '1 notebook(s) failed (01_broken.ipynb)' in p.stderr and 'ZeroDivisionError' in p.stderr, p.stderr
+    assert '\x1b[' not in p.stderr
+    assert site_pages(tmp_path / '_docs') == ['index.html']
+
 def test_repo_pages_open_cleanly(repo_site, browser):
     pages = site_pages(repo_site)
     assert {'index.html', 'augment.html'} <= set(pages), pages
@@ -162,7 +174,7 @@ def test_widget_pages_are_interactive_offline(widget_site, browser):
     assert len(widget_models((widget_site / 'tutorials' / 'widgets.html').read_text(), 'AnyModel')) == 1
     assert len(widget_models((widget_site / 'tutorials' / 'widgets.html').read_text(), 'LinkModel')) == 1
     with serve(widget_site) as base:
-        pg, problems = open_page(browser, base, 'tutorials/widgets.html')
+        pg, problems = open_page(browser, base, 'tutorials/widgets.html', 2)
         try:
             text = pg.locator('.widget-text input')
             assert text.input_value() == '0.5'

@@ -175,7 +175,7 @@ def test_explorer_in_jupyterlab(lab, tmp_path):
             page.keyboard.press('Shift+Enter')
             out = page.locator('.jp-Notebook .jp-Cell').nth(1).locator('.jp-OutputArea-output')
             out.first.wait_for(state='visible')
-            report = out.first.inner_text()
+            report = out.first.inner_text().strip()
             print(report)
             assert report.startswith('kernel:'), report
             assert int(report.split()[1]) >= 3, report  # the first draw, the drag, the key presses

@@ -21,8 +21,8 @@ from .evaluate import (check_model_inputs, embed, equivariance_report, linear_pr
 
 # %% auto #0
 __all__ = ['MODEL_LABELS', 'register_subset', 'BenchConfig', 'bench_data', 'Run', 'bench_runs', 'mixed_corruption',
-           'evaluate_run', 'claims_table', 'format_table', 'short_table', 'run_bench', 'write_json', 'bench_figures',
-           'write_report', 'demo']
+           'evaluate_run', 'claims_table', 'format_table', 'claims_markdown', 'short_table', 'run_bench', 'write_json',
+           'bench_figures', 'write_report', 'demo']
 
 # %% ../nbs/11_bench.ipynb #e5d472e8
 def register_subset(base: str, # a key of DATASETS, e.g. 'fashion_mnist'
@@ -285,7 +285,7 @@ def evaluate_run(model, cfg: BenchConfig, data: dict, progress: bool = False, ca
     stages.update(); stages.close()
     return res
 
-# %% ../nbs/11_bench.ipynb #5a02b3f5
+# %% ../nbs/11_bench.ipynb #c5e6ee4f
 MODEL_LABELS = {'exp': 'steerable (exp)', 'mlp': 'steerable (mlp)', 'linear': 'steerable (linear)', 'none': 'invariant'}
 _EVAL_KEYS = ('dataset', 'other', 'augmentation', 'n_test', 'n_eval', 'n_fit', 'n_corrupt', 'corruptions', 'severities',
               'n_probe', 'k_retrieval', 'k_tta', 'ks', 'k_ood', 'tta_scale', 'n_timing', 'timing_repeats', 'split_seed',
@@ -361,14 +361,32 @@ def format_table(rows: list[dict], kinds, pct_claims=('accuracy', 'transfer', 'r
     line = lambda cells: '  '.join(c.ljust(w[i]) for i, c in enumerate(cells))
     return '\n'.join([line(head), line(['-' * x for x in w])] + [line(b) for b in body])
 
+def claims_markdown(results: dict, short: bool = True) -> str:
+    "The claims table as markdown (mean ± std over seeds, paired differences vs invariant), for the README."
+    kinds = list(results['models'])
+    rows = [r for r in results['claims'] if not short or _short(r['metric'])]
+    diffs = [k for k in kinds if k != 'none'] if 'none' in kinds else []
+    head = ['claim', 'metric'] + [results['models'][k]['label'] for k in kinds] + [f"{results['models'][k]['label']} − invariant" for k in diffs]
+    lines = ['| ' + ' | '.join(head) + ' |', '|' + ' --- |' * len(head)]
+    for r in rows:
+        pct = r['claim'] in ('accuracy', 'transfer', 'robustness') or 'accuracy' in r['metric']
+        f = lambda s: fmt_stat(s, 1 if pct else 3, pct)
+        cells = [r['claim'], r['metric']] + [f(r['models'].get(k)) for k in kinds] + [f(r['vs_invariant'].get(k)) for k in diffs]
+        lines.append('| ' + ' | '.join(cells) + ' |')
+    n = len(results['config']['seeds'])
+    return '\n'.join(lines) + (f"\n\nMean ± std over {n} seed(s); accuracies in %; differences are per-seed paired. "
+                              f"Command: `{results.get('command') or 'steerable_bench'}`")
+
+def _short(m: str) -> bool:
+    return m in _SHORT or m.startswith(('speed-up', 'accuracy, ')) or m.startswith('AUROC corrupted_s5') and \
+        m.endswith((': msp', ': steered_confidence')) or m.startswith('linear probe')
+
 _SHORT = ('Hit@1 among K (held-out)', 'relative displacement error', 'clean test accuracy', 'linear probe: class_split',
           'linear probe: cross_dataset', 'mean corruption accuracy')
 
 def short_table(results: dict) -> str:
     "The headline rows of a results dict as plain text: equivariance, accuracy, transfer, robustness, TTA, OOD (severity 5)."
-    keep = lambda m: m in _SHORT or m.startswith(('speed-up', 'accuracy, ')) or m in (
-        'AUROC corrupted_s5: msp', 'AUROC corrupted_s5: steered_confidence')
-    return format_table([r for r in results['claims'] if keep(r['metric'])], list(results['models']))
+    return format_table([r for r in results['claims'] if _short(r['metric'])], list(results['models']))
 
 def run_bench(cfg: BenchConfig, progress: bool = True, command: str | None = None) -> dict:
     "Train, evaluate, aggregate and report; writes out/results.json and out/report.html and returns the results."

@@ -139,7 +139,7 @@ def page_name(nb_rel: str | Path # notebook path relative to nbs/
     p = Path(nb_rel)
     return p.with_name(re.sub(r'^\d+[a-zA-Z0-9]*_', '', p.name.lower())).with_suffix('.html').as_posix()
 
-# %% ../nbs/09_docs.ipynb #7262c566
+# %% ../nbs/09_docs.ipynb #4772b12b
 @contextmanager
 def _cwd(path):
     old = os.getcwd(); os.chdir(path)
@@ -172,6 +172,7 @@ def prepare_notebook(nb_path: str | Path # a notebook inside the project's nbs/
     for i, c in enumerate(d['cells']):
         c = d['cells'][i] = {k: v for k, v in c.items() if k in keep}  # drops nbdev's markers (idx_, has_sd)
         if isinstance(c['source'], list): c['source'] = ''.join(c['source'])
+        c['id'] = hashlib.sha1(f"{i}-{c['cell_type']}-{c['source']}".encode()).hexdigest()[:8]  # not random: a cache key
         if c['cell_type'] == 'code': c.setdefault('outputs', []); c.setdefault('execution_count', None)
     return d
 
@@ -345,7 +346,7 @@ def sidebar_html(entries: list, # from `sidebar_entries`
     if section is not None: parts.append('</ul></li>')
     return ''.join(parts) + '</ul>'
 
-# %% ../nbs/09_docs.ipynb #90450d01
+# %% ../nbs/09_docs.ipynb #7ea1439b
 DOCS_TEMPLATE = r'''{%- extends 'index.html.j2' -%}
 {%- block html_head_js_requirejs -%}
 <link rel="icon" href="data:,">
@@ -393,6 +394,7 @@ nav.sn-sidebar a { color: #1a5fb4; text-decoration: none; }
 nav.sn-sidebar a.sn-active { font-weight: 600; color: #000; }
 nav.sn-sidebar .sn-section > span { font-weight: 600; display: block; margin-top: 0.6rem; }
 main.sn-main { margin-left: 15rem; padding: 1rem 2rem; max-width: 70rem; }
+.jupyter-widgets { font-family: var(--jp-ui-font-family); }  /* JupyterLab sets it; a static page must too */
 @media (max-width: 50rem) { nav.sn-sidebar { position: static; width: auto; border-right: 0; border-bottom: 1px solid #e0e0e0; }
   main.sn-main { margin-left: 0; } }
 </style>

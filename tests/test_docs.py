@@ -110,12 +110,13 @@ def _nb(*cells):
     return dict(cells=[mk(*c) for c in cells], metadata=dict(kernelspec=dict(name='python3', display_name='Python 3', language='python')),
                 nbformat=4, nbformat_minor=5)
 
+REPO_NBS = ['index', '00_augment'] + (['07_widgets'] if (ROOT / 'nbs' / '07_widgets.ipynb').exists() else [])
+
 @pytest.fixture(scope='module')
 def repo_site(tmp_path_factory, npm):
     "Pages of this repository: the home page, a library notebook with figures, and the widgets notebook if there is one."
-    nbs = ['index', '00_augment'] + (['07_widgets'] if (ROOT / 'nbs' / '07_widgets.ipynb').exists() else [])
     out = tmp_path_factory.mktemp('docs') / '_docs'
-    p = run(Path(sys.executable).parent / 'steerable_docs', *nbs, '--out', out, '--skip_slow', timeout=1500)
+    p = run(Path(sys.executable).parent / 'steerable_docs', *REPO_NBS, '--out', out, '--skip_slow', timeout=1500)
     assert 'wrote' in p.stdout, p.stdout
     return out
 
@@ -166,6 +167,11 @@ def test_repo_pages_open_cleanly(repo_site, browser):
     assert report['augment.html']['figures'] >= 1, report
     assert report['index.html']['math'] >= 1, report
     if 'widgets.html' in report: assert report['widgets.html']['widgets'] >= 1, report
+
+def test_rebuild_reuses_executed_notebooks(repo_site, bin_dir):
+    "Nothing changed since the fixture's build: every notebook comes from the cache (the library must not change meanwhile)."
+    p = run(bin_dir / 'steerable_docs', *REPO_NBS, '--out', repo_site, '--skip_slow', timeout=600)
+    assert p.stdout.count(': cached') == len(REPO_NBS), p.stdout
 
 def test_widget_pages_are_interactive_offline(widget_site, browser):
     assert site_pages(widget_site) == ['index.html', 'tutorials/widgets.html']

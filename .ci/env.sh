@@ -14,6 +14,8 @@ if [ ! -x "$STEERABLE_NB_VENV/bin/python" ]; then
   "$STEERABLE_NB_VENV/bin/python" -m pip install -q --upgrade pip
 fi
 export PATH="$STEERABLE_NB_VENV/bin:$PATH"
+# OpenMP threads that spin while waiting make torch many times slower on a busy 2-core machine; results are unchanged
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
 if ! python -m pip install -q -e "$_top[dev]" > "$STEERABLE_NB_VENV/last-install.log" 2>&1; then
   cat "$STEERABLE_NB_VENV/last-install.log"; echo "pip install -e .[dev] failed" >&2; exit 1
 fi

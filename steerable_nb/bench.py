@@ -14,15 +14,16 @@ from .augment import get_augmentation
 from .data import (DATASETS, DatasetInfo, ImageDataset, load_dataset, corrupt_dataset, CORRUPTIONS,
                                SEVERITIES)
 from .steering import STEERING_KINDS
-from .train import TrainConfig, train, load_checkpoint, read_checkpoint, resolve_device
+from .train import TrainConfig, train, load_checkpoint, read_checkpoint, resolve_device, export_weights
 from .evaluate import (check_model_inputs, embed, equivariance_report, linear_probe, probe_transfer,
+                                   active_mask, equivariance_pairs, score_steering, fit_linear_steering,
                                    classifier_head, accuracy, corruption_accuracy, tta_params, tta_logits,
-                                   tta_accuracy, tta_timing, ood_scores, ood_metrics, aggregate, fmt_stat)
+                                   tta_accuracy, tta_summary, tta_timing, ood_scores, ood_metrics, aggregate, fmt_stat)
 
 # %% auto #0
 __all__ = ['MODEL_LABELS', 'register_subset', 'BenchConfig', 'bench_data', 'Run', 'bench_runs', 'mixed_corruption',
            'evaluate_run', 'claims_table', 'format_table', 'claims_markdown', 'short_table', 'run_bench', 'write_json',
-           'bench_figures', 'write_report', 'demo']
+           'bench_figures', 'write_report', 'steering_sweep', 'sweep_markdown', 'demo']
 
 # %% ../nbs/11_bench.ipynb #e5d472e8
 def register_subset(base: str, # a key of DATASETS, e.g. 'fashion_mnist'
@@ -138,9 +139,9 @@ class BenchConfig:
     @classmethod
     def demo(cls, out: str = 'steerable_outputs/demo', **kw) -> 'BenchConfig':
         "steerable_demo: the embedded digits, a steerable (exp) and an invariant model, one seed, small evaluation."
-        return cls(**{**dict(dataset='digits', other=None, kinds=('exp', 'none'), seeds=(0,), epochs=20, n_train=None,
-                             image_size=16, embed_dim=64,
-                             n_test=360, n_eval=96, n_fit=96, n_corrupt=48, n_probe=300, k_tta=64,
+        return cls(**{**dict(dataset='digits', other=None, kinds=('exp', 'none'), seeds=(0,), epochs=60, n_train=None,
+                             image_size=16, embed_dim=64, k_retrieval=50,
+                             n_test=360, n_eval=200, n_fit=200, n_corrupt=48, n_probe=300, k_tta=64,
                              ks=(1, 4, 16, 64), k_ood=16, n_timing=32, timing_repeats=3, out=out), **kw})
 
 # %% ../nbs/11_bench.ipynb #108dcdcd
@@ -258,10 +259,9 @@ def evaluate_run(model, cfg: BenchConfig, data: dict, progress: bool = False, ca
     tta = dict(k=cfg.k_tta, scale=cfg.tta_scale, n_images=len(ev), by_k={}, corrupted={})
     for name, lg in logits.items():
         y = sets[name].labels
-        none = (lg['plain'].argmax(1).cpu() == y).float().mean().item()
         st, tr = tta_accuracy(lg['steered'], y, cfg.ks), tta_accuracy(lg['true'], y, cfg.ks)
         target = tta if name == 'clean' else tta['corrupted']
-        target.update(accuracy_none=none, accuracy_steered=st[cfg.k_tta], accuracy_true=tr[cfg.k_tta])
+        target.update(tta_summary(lg['plain'], lg['steered'], lg['true'], y))  # at K = k_tta
         for k in cfg.ks:
             target['by_k'] = target.get('by_k', {})
             target['by_k'].setdefault(str(k), {}).update(accuracy_steered=st[k], accuracy_true=tr[k])
@@ -335,6 +335,10 @@ def claims_table(per_seed: dict, cfg: BenchConfig) -> list[dict]:
              ('fast TTA', f'accuracy, steered TTA K={cfg.k_tta}', ('tta', 'accuracy_steered'), 'higher'),
              ('fast TTA', f'accuracy, true TTA K={cfg.k_tta}', ('tta', 'accuracy_true'), 'higher'),
              ('fast TTA', 'accuracy, no TTA', ('tta', 'accuracy_none'), 'higher'),
+             ('fast TTA', f'share of true TTA gain recovered, K={cfg.k_tta}', ('tta', 'recovered_gain'), 'higher'),
+             ('fast TTA', 'share of true TTA gain recovered, corrupted s3', ('tta', 'corrupted', 'recovered_gain'), 'higher'),
+             ('fast TTA', 'steered agrees with true TTA', ('tta', 'agreement'), 'higher'),
+             ('fast TTA', 'steered agrees with true TTA, corrupted s3', ('tta', 'corrupted', 'agreement'), 'higher'),
              ('fast TTA', f'steered − true TTA accuracy, corrupted s3', None, 'higher')]
     ood_sets = sorted({s for runs in per_seed.values() for r in runs for s in r['ood']['auroc']})
     rows += [('OOD', f'AUROC {s}: {score}', ('ood', 'auroc', s, score), 'higher')
@@ -569,6 +573,49 @@ def write_report(results: dict, path) -> Path:
     tmp = path.with_suffix('.html.tmp'); tmp.write_text(page, encoding='utf-8'); tmp.replace(path)
     return path
 
+# %% ../nbs/11_bench.ipynb #4d6a8f4d
+@torch.no_grad()
+def _sweep_row(res, n_images: int, k: int, seed: int = 0) -> dict:
+    "Validation-split scores of one trained model (see `steering_sweep`)."
+    cfg, model = res.config, res.model.eval()
+    aug = get_augmentation(cfg.augmentation)
+    val, train_ds = (load_dataset(cfg.dataset, s, root=cfg.data_root, size=cfg.image_size, seed=cfg.split_seed)
+                     for s in ('val', 'train'))
+    x, y = val.images[:n_images], val.labels[:n_images]
+    act = active_mask(aug, x.shape[1])
+    pairs = equivariance_pairs(model, aug, x, k, seed, active=act)
+    own = score_steering(pairs, model.steering)
+    ridge = fit_linear_steering(equivariance_pairs(model, aug, train_ds.images[:n_images], 16, seed + 1, active=act))
+    theta = tta_params(aug, 64, 0.5, seed) * act
+    logits = {m: tta_logits(model, aug, x, theta, m) for m in ('steered', 'true')}
+    tta = tta_summary(logits['true'][:, 0], logits['steered'], logits['true'], y)
+    return dict(rel_displacement_error=own['rel_displacement_error'], cos_displacement_error=own['cos_displacement_error'],
+                hit_at_1=own['hit_at_1'], chance=1 / k, ridge_rel_displacement_error=score_steering(pairs, ridge)['rel_displacement_error'],
+                val_accuracy=tta['accuracy_none'], tta_agreement=tta['agreement'], train_seconds=sum(h['seconds'] for h in res.history))
+
+def steering_sweep(settings: list[dict], # TrainConfig fields per row, e.g. [{'reg_weight': 0.}, {'reg_weight': 1.}]
+                   base: dict | None = None, # TrainConfig fields shared by every row (default: the demo's)
+                   n_images: int = 180, # validation images scored (digits has 180)
+                   k: int = 50, # views per image for Hit@1
+                   out: str | Path = 'steerable_outputs/sweep', progress: bool = True) -> list[dict]:
+    "Train one model per setting (the rest identical) and score each on the validation split."
+    demo = BenchConfig.demo()
+    base = base or dict(dataset=demo.dataset, image_size=demo.image_size, embed_dim=demo.embed_dim,
+                        epochs=demo.epochs, augmentation=demo.augmentation, batch_size=demo.batch_size)
+    rows = []
+    for i, setting in enumerate(tqdm(settings, desc='sweep', disable=not progress)):
+        cfg = TrainConfig(**{**base, **setting, 'out_dir': str(Path(out) / f'row{i}')})
+        rows.append(dict(setting=setting, **_sweep_row(train(cfg, resume=True, progress=False), n_images, k)))
+    return rows
+
+def sweep_markdown(rows: list[dict]) -> str:
+    "The sweep as a markdown table, one row per setting."
+    head = ('setting', 'L2 disp. error', 'cos disp. error', 'post-hoc ridge', 'Hit@1', 'val acc. %', 'TTA agreement %', 'train s')
+    fmt = lambda r: [', '.join(f"{k} {v}" for k, v in r['setting'].items()), f"{r['rel_displacement_error']:.3f}",
+                     f"{r['cos_displacement_error']:.3f}", f"{r['ridge_rel_displacement_error']:.3f}", f"{r['hit_at_1']:.3f}",
+                     f"{100 * r['val_accuracy']:.1f}", f"{100 * r['tta_agreement']:.1f}", f"{r['train_seconds']:.0f}"]
+    return '\n'.join(['| ' + ' | '.join(head) + ' |', '|' + ' --- |' * len(head)] + ['| ' + ' | '.join(fmt(r)) + ' |' for r in rows])
+
 # %% ../nbs/11_bench.ipynb #320f8e27
 def demo(out: str | Path = 'steerable_outputs/demo', # folder for report.html and results.json
          augmentation: str = 'color+crop', # augmentation family g_θ
@@ -577,7 +624,7 @@ def demo(out: str | Path = 'steerable_outputs/demo', # folder for report.html an
          epochs: int | None = None, # training epochs (default: the demo preset's)
          quick: bool = False, # a much faster variant (tiny images, one epoch, few corruptions): for tests
          progress: bool = True) -> dict:
-    "Train a steerable and an invariant model, measure everything at small scale, write report.html; returns the results."
+    "Train a steerable and an invariant model, measure everything at small scale, write report.html and pretrained.pt."
     from steerable_nb.data import dataset_figure
     from steerable_nb.augment import sweep_figure
     kw = dict(augmentation=augmentation, dataset=dataset, seeds=(seed,), out=str(out))
@@ -591,4 +638,6 @@ def demo(out: str | Path = 'steerable_outputs/demo', # folder for report.html an
     results['extra_figures'] = [dataset_figure(ds, per_class=6), sweep_figure(aug, ds.images[0], title=f"'{aug.name}' on a {dataset} image")]
     write_report(results, Path(out) / 'report.html')
     del results['extra_figures']
+    if 'exp' in cfg.kinds:  # the package's pretrained model is this file (see `load_pretrained`)
+        export_weights(Path(cfg.out) / 'runs' / f'main-exp-seed{seed}', Path(out) / 'pretrained.pt')
     return results

@@ -12,14 +12,15 @@ from torch import nn
 from tqdm.auto import tqdm
 from .augment import check_images, Compose
 from .data import CORRUPTIONS, SEVERITIES, corrupt_dataset, dataset_tensors
-from .steering import SteeringMap, FixedSteering
+from .steering import SteeringMap, FixedSteering, steering_errors, retrieval_scores
 
 # %% auto #0
 __all__ = ['ADDITIVE_PARAMS', 'PROBE_CS', 'check_model_inputs', 'embed', 'EquivariancePairs', 'family_slices', 'active_mask',
            'embed_augmented', 'equivariance_pairs', 'identity_steering', 'steer_pairs', 'score_steering',
-           'fit_linear_steering', 'theta_r2', 'composition_error', 'equivariance_report', 'linear_probe',
-           'probe_transfer', 'classifier_head', 'accuracy', 'corruption_accuracy', 'tta_params', 'tta_logits',
-           'tta_accuracy', 'tta_timing', 'ood_scores', 'ood_metrics', 'aggregate', 'fmt_stat']
+           'cross_image_scores', 'fit_linear_steering', 'theta_r2', 'composition_error', 'equivariance_report',
+           'parameter_visibility', 'linear_probe', 'probe_transfer', 'classifier_head', 'accuracy',
+           'corruption_accuracy', 'tta_params', 'tta_logits', 'tta_accuracy', 'tta_summary', 'tta_timing', 'ood_scores',
+           'ood_metrics', 'aggregate', 'fmt_stat']
 
 # %% ../nbs/06_evaluate.ipynb #42fcd98d
 def _meta(model) -> dict:
@@ -114,14 +115,19 @@ def equivariance_pairs(model: nn.Module, aug, images: torch.Tensor, # (N, C, H, 
                        seed: int = 0, # seeds the candidates
                        scale: float = 1.0, # multiply θ by this (for errors as a function of ‖θ‖)
                        active: torch.Tensor | None = None, # (k,) bool: coordinates allowed to be non-zero
-                       batch_size: int = 1024) -> EquivariancePairs:
-    "Draw K candidate θ per image and embed every augmented image once."
+                       batch_size: int = 1024,
+                       params: torch.Tensor | None = None, # (N, K, k) given candidates instead of seeded draws
+                      ) -> EquivariancePairs:
+    "Draw K candidate θ per image (or take `params`) and embed every augmented image once."
     check_model_inputs(model, aug, images)
-    if int(k) < 1: raise ValueError(f"k (candidates per image) must be at least 1; got {k}")
-    g = torch.Generator().manual_seed(seed)
-    params = (torch.rand(len(images), int(k), aug.param_dim, generator=g) * 2 - 1) * scale
-    if active is not None: params = params * active.to(params.dtype)
-    params = aug.validate(params.view(-1, aug.param_dim)).view(len(images), int(k), -1)
+    if params is None:
+        if int(k) < 1: raise ValueError(f"k (candidates per image) must be at least 1; got {k}")
+        g = torch.Generator().manual_seed(seed)
+        params = aug.sample(len(images) * int(k), generator=g).view(len(images), int(k), -1) * scale
+        if active is not None: params = params * active.to(params.dtype)
+    elif params.ndim != 3 or params.shape[0] != len(images):
+        raise ValueError(f"params must be (N, K, {aug.param_dim}) with N = {len(images)} images; got {tuple(params.shape)}")
+    params = aug.validate(params.reshape(-1, aug.param_dim)).view(len(images), params.shape[1], -1)
     z = embed(model, images, batch_size)
     return EquivariancePairs(params, z, embed_augmented(model, aug, images, params, batch_size).to(z.device))
 
@@ -137,18 +143,27 @@ def steer_pairs(pairs: EquivariancePairs, steering) -> torch.Tensor: # (N, K, d)
     return steering(z, pairs.params.reshape(N * K, k).to(z.device, z.dtype)).view(N, K, -1)
 
 @torch.no_grad()
-def score_steering(pairs: EquivariancePairs, steering=identity_steering) -> dict[str, float]:
-    "Relative error, relative displacement error, Hit@1 and MRR of `steering` on `pairs`."
-    steered, true = steer_pairs(pairs, steering), pairs.true
+def score_steering(pairs: EquivariancePairs, steering=identity_steering,
+                   metric: str = 'cosine') -> dict[str, float]: # retrieval by 'cosine' (SIE) or 'l2'
+    "Relative errors (L2 and cosine), Hit@1, Hit@5 and MRR (ties averaged) of `steering` on `pairs`."
+    steered = steer_pairs(pairs, steering)
     _check_finite(steered, 'steered embeddings')
-    err = (steered - true).norm(dim=-1)  # (N, K)
-    disp = (true - pairs.z[:, None]).norm(dim=-1)
-    d = torch.cdist(steered, true)  # (N, K, K): prediction for θ_ij vs the true embedding for θ_il
-    own = d.diagonal(dim1=1, dim2=2)[..., None]  # (N, K, 1)
-    rank = 1 + (d < own).sum(-1)  # ties count in the prediction's favour only for M = I-like duplicates
-    return dict(rel_error=(err / true.norm(dim=-1).clamp_min(1e-12)).mean().item(),
-                rel_displacement_error=(err.sum() / disp.sum().clamp_min(1e-12)).item(),
-                hit_at_1=(rank == 1).float().mean().item(), mrr=(1.0 / rank.float()).mean().item())
+    return dict(**steering_errors(steered, pairs.true, pairs.z), **retrieval_scores(steered, pairs.true, metric=metric))
+
+@torch.no_grad()
+def cross_image_scores(model: nn.Module, aug, images: torch.Tensor, # (N, C, H, W) held-out images, N ≥ 2
+                       k: int = 8, # number of fixed θ, each shared by every image
+                       seed: int = 0, steering=None, # default: the model's own map
+                       active: torch.Tensor | None = None, batch_size: int = 1024) -> dict[str, float]:
+    "At each of `k` fixed θ: does M(θ)f(xᵢ) retrieve f(g_θxᵢ) among the f(g_θxⱼ) of the other images? (chance 1/N)"
+    check_model_inputs(model, aug, images)
+    if len(images) < 2: raise ValueError(f"cross_image_scores needs at least 2 images; got {len(images)}")
+    params = aug.sample(int(k), generator=torch.Generator().manual_seed(seed))
+    if active is not None: params = params * active.to(params.dtype)
+    pairs = equivariance_pairs(model, aug, images, params=params[None].expand(len(images), -1, -1),
+                               batch_size=batch_size)
+    steered = steer_pairs(pairs, steering or model.steering)
+    return retrieval_scores(steered.transpose(0, 1), pairs.true.transpose(0, 1))  # (K, N, d): candidates are images
 
 # %% ../nbs/06_evaluate.ipynb #22af06ac
 def fit_linear_steering(pairs: EquivariancePairs, # pairs from images *other* than the evaluation images
@@ -219,12 +234,12 @@ def equivariance_report(model: nn.Module, aug, images: torch.Tensor, # (N, C, H,
                         k: int = 16, # candidates per image (Hit@1 chance = 1/k)
                         scales=(0.25, 0.5, 0.75, 1.0), # θ scales for the error-vs-‖θ‖ curve
                         seed: int = 0, batch_size: int = 1024) -> dict:
-    "Every equivariance metric of `model` on `images`: overall, M = I, post-hoc linear, per family, vs ‖θ‖, R², composition."
+    "Every equivariance metric of `model` on `images`: overall, M = I, post-hoc, per family, vs ‖θ‖, R², composition, cross-image, visibility."
     check_model_inputs(model, aug, images)
     if fit_images is not None: check_model_inputs(model, aug, fit_images, 'fit_images')
     act = active_mask(aug, images.shape[1])
     pairs = equivariance_pairs(model, aug, images, k, seed, batch_size=batch_size)
-    out = dict(k=int(k), chance_hit_at_1=1 / int(k), **score_steering(pairs, model.steering))
+    out = dict(k=int(k), **score_steering(pairs, model.steering))
     out['identity'] = score_steering(pairs, identity_steering)
     out['r2'] = theta_r2(pairs, act, seed)
     if fit_images is not None:
@@ -243,7 +258,22 @@ def equivariance_report(model: nn.Module, aug, images: torch.Tensor, # (N, C, H,
         out['by_norm'].append(dict(scale=float(s), theta_norm=p.params.norm(dim=-1).mean().item(),
                                    **score_steering(p, model.steering)))
     out['composition'] = composition_error(model, aug, images, seed=seed + 4, batch_size=batch_size)
+    out['cross_image'] = cross_image_scores(model, aug, half, max(2, k // 2), seed + 5, active=act, batch_size=batch_size)
+    out['visibility'] = parameter_visibility(model, aug, half, batch_size)
     return out
+
+@torch.no_grad()
+def parameter_visibility(model: nn.Module, aug, images: torch.Tensor, # (N, C, H, W) held-out images
+                         batch_size: int = 1024) -> dict[str, float]:
+    "Per active θ coordinate: mean ‖f(g_θx) − f(x)‖ / ‖f(x)‖ with that coordinate at ±1 and the others 0."
+    check_model_inputs(model, aug, images)
+    act, names = active_mask(aug, images.shape[1]), aug.param_names
+    steps = torch.cat([torch.eye(aug.param_dim), -torch.eye(aug.param_dim)])[torch.cat([act, act])]  # (2a, k)
+    z = embed(model, images, batch_size)
+    true = embed_augmented(model, aug, images, steps[None].expand(len(images), -1, -1), batch_size)
+    moved = ((true - z[:, None]).norm(dim=-1) / z.norm(dim=-1, keepdim=True).clamp_min(1e-12)).mean(0)  # (2a,)
+    per = moved.view(2, -1).mean(0)  # +1 and -1 averaged
+    return {n: float(v) for n, v in zip([n for n, a in zip(names, act) if a], per)}
 
 # %% ../nbs/06_evaluate.ipynb #ce146412
 PROBE_CS = tuple(float(c) for c in np.logspace(-3, 2, 6))
@@ -340,7 +370,7 @@ def tta_params(aug, k: int = 64, # K, the number of augmentations
     "The fixed θ set of test-time augmentation: the identity, then K-1 seeded draws."
     if int(k) < 1: raise ValueError(f"K (the number of test-time augmentations) must be at least 1; got {k}")
     g = torch.Generator().manual_seed(seed)
-    p = (torch.rand(int(k), aug.param_dim, generator=g) * 2 - 1) * scale
+    p = aug.sample(int(k), generator=g) * scale
     p[0] = 0
     return p
 
@@ -372,6 +402,25 @@ def tta_accuracy(logits: torch.Tensor, # (N, K, C)
     probs = logits.softmax(-1)
     return {int(k): (probs[:, :k].mean(1).argmax(1).cpu() == labels.cpu()).float().mean().item()
             for k in ks if k <= logits.shape[1]}
+
+# %% ../nbs/06_evaluate.ipynb #d2321dc4
+def tta_summary(plain: torch.Tensor, # (N, C) logits without TTA
+                steered: torch.Tensor, # (N, K, C) steered TTA logits
+                true: torch.Tensor, # (N, K, C) true TTA logits (the same K θ)
+                labels: torch.Tensor, # (N,)
+               ) -> dict[str, float]:
+    "Steered TTA beside no TTA and true TTA: accuracies, the share of true TTA's gain recovered, agreement, KL."
+    if steered.shape != true.shape or steered.ndim != 3 or plain.shape != (steered.shape[0], steered.shape[2]):
+        raise ValueError(f"plain must be (N, C) and steered, true (N, K, C); got {tuple(plain.shape)}, "
+                         f"{tuple(steered.shape)}, {tuple(true.shape)}")
+    p_st, p_tr = steered.double().softmax(-1).mean(1), true.double().softmax(-1).mean(1)  # mean softmax over K
+    labels = labels.to(plain.device)
+    acc = lambda p: (p.argmax(1) == labels).double().mean().item()
+    none, st, tr = acc(plain), acc(p_st), acc(p_tr)
+    kl = (p_tr * (p_tr.clamp_min(1e-12).log() - p_st.clamp_min(1e-12).log())).sum(-1).mean().item()
+    return dict(accuracy_none=none, accuracy_steered=st, accuracy_true=tr,
+                recovered_gain=(st - none) / (tr - none) if tr != none else float('nan'),
+                agreement=(p_st.argmax(1) == p_tr.argmax(1)).double().mean().item(), kl_true_steered=kl)
 
 # %% ../nbs/06_evaluate.ipynb #57c56c85
 def _true_tta(model, aug, head, x, params, batch_size):

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 # %% auto #0
-__all__ = ['info_nce', 'equivariance_loss', 'supervised_loss', 'nt_xent']
+__all__ = ['info_nce', 'equivariance_loss', 'steering_regression', 'regression_denominator', 'supervised_loss', 'nt_xent']
 
 # %% ../nbs/04_losses.ipynb #384a4d6a
 def _unit(x: torch.Tensor) -> torch.Tensor: return F.normalize(x.float(), dim=-1, eps=1e-6)
@@ -42,6 +42,28 @@ def equivariance_loss(pred: torch.Tensor, # (B, d) steered embeddings M(θ) f(x)
     if kind == 'cosine': return (1 - cos).mean()
     if kind == 'mse': return (2 - 2 * cos).mean()
     raise ValueError(f"unknown equivariance loss {kind!r}; known: infonce, cosine, mse")
+
+# %% ../nbs/04_losses.ipynb #2c9d47f6
+def steering_regression(pred: torch.Tensor, # (B, d) steered embeddings M(θ) f(x)
+                        target: torch.Tensor, # (B, d) embeddings of the augmented images f(g_θ x)
+                        base: torch.Tensor, # (B, d) embeddings of the base images f(x)
+                        normalise: str = 'displacement', # 'displacement' or 'norm' (see above)
+                        denominator: torch.Tensor | None = None, # the normaliser, if computed elsewhere (distributed)
+                       ) -> torch.Tensor: # a scalar
+    "Mean ‖M(θ)f(x) − f(g_θx)‖² in raw embedding space, divided by a batch mean (displacement² or ‖target‖²)."
+    if not pred.shape == target.shape == base.shape or pred.ndim != 2:
+        raise ValueError("pred, target and base must all be (B, d); got "
+                         f"{tuple(pred.shape)}, {tuple(target.shape)} and {tuple(base.shape)}")
+    if denominator is None: denominator = regression_denominator(target, base, normalise)
+    return (pred.float() - target.float()).square().sum(-1).mean() / denominator.clamp_min(1e-12)
+
+def regression_denominator(target: torch.Tensor, base: torch.Tensor, # (B, d) each
+                           normalise: str = 'displacement') -> torch.Tensor: # a scalar (with gradients)
+    "The batch mean that `steering_regression` divides by."
+    if normalise == 'displacement': v = target.float() - base.float()
+    elif normalise == 'norm': v = target.float()
+    else: raise ValueError(f"normalise must be 'displacement' or 'norm'; got {normalise!r}")
+    return v.square().sum(-1).mean()
 
 # %% ../nbs/04_losses.ipynb #72879ce1
 def supervised_loss(logits: torch.Tensor, # (B, C)

@@ -13,7 +13,7 @@ __all__ = ['ENCODERS', 'SmallCNN', 'ResNetEncoder', 'create_encoder', 'linear_cl
 
 # %% ../nbs/02_models.ipynb #4ce01c8a
 def _block(cin: int, cout: int) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.GroupNorm(8, cout),
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1), nn.GroupNorm(8, cout),
                          nn.ReLU(inplace=True), nn.MaxPool2d(2))
 
 class SmallCNN(nn.Module):

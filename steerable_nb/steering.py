@@ -10,7 +10,7 @@ from torch import nn
 import torch.nn.functional as F
 
 # %% auto #0
-__all__ = ['STEERING_KINDS', 'SteeringMap', 'FixedSteering']
+__all__ = ['STEERING_KINDS', 'SteeringMap', 'FixedSteering', 'steering_errors', 'retrieval_ranks', 'retrieval_scores']
 
 # %% ../nbs/03_steering.ipynb #c4c7683a
 STEERING_KINDS = ('linear', 'exp', 'mlp', 'none')
@@ -42,9 +42,9 @@ class SteeringMap(nn.Module):
         if kind not in STEERING_KINDS: raise ValueError(f"unknown steering kind {kind!r}; known: {', '.join(STEERING_KINDS)}")
         if dim < 1 or param_dim < 1: raise ValueError(f"dim and param_dim must be positive; got {dim}, {param_dim}")
         self.dim, self.param_dim, self.kind, self.rank = dim, param_dim, kind, rank
-        if kind in ('linear', 'exp'):
+        if kind != 'none':  # every learned kind has the first-order generators A_k
             self.generators = nn.Parameter(torch.randn(param_dim, dim, dim) * init_scale / math.sqrt(dim))
-        elif kind == 'mlp':
+        if kind == 'mlp':  # plus a hypernetwork correction, O(‖θ‖²) because the MLP is bias-free
             self.hyper = nn.Sequential(nn.Linear(param_dim, hidden, bias=False), nn.SiLU(),
                                        nn.Linear(hidden, hidden, bias=False), nn.SiLU(),
                                        nn.Linear(hidden, 2 * dim * rank, bias=False))
@@ -55,12 +55,16 @@ class SteeringMap(nn.Module):
     def _check(self, params, embeddings=None):
         if params.ndim != 2 or params.shape[1] != self.param_dim:
             raise ValueError(f"params must have shape (B, {self.param_dim}); got {tuple(params.shape)}")
+        bad = (~torch.isfinite(params)).any(0).nonzero().flatten().tolist()
+        if bad:
+            raise ValueError(f"params[:, {bad[0]}] must be finite (θ lies in [-1, 1]); got NaN or inf in "
+                             f"{int((~torch.isfinite(params[:, bad[0]])).sum())} of {len(params)} rows")
         if embeddings is not None and (embeddings.ndim != 2 or embeddings.shape != (params.shape[0], self.dim)):
             raise ValueError(f"embeddings must have shape ({params.shape[0]}, {self.dim}) to match params; "
                              f"got {tuple(embeddings.shape)}")
 
     def generator(self, params: torch.Tensor) -> torch.Tensor: # (B, d, d)
-        "Σ_k θ_k A_k for the 'linear' and 'exp' kinds."
+        "Σ_k θ_k A_k, the first-order part of every learned kind."
         return torch.einsum('bk,kij->bij', params, self.generators.to(params.dtype))
 
     def _apply_generator(self, v: torch.Tensor, params: torch.Tensor) -> torch.Tensor: # (B, d)
@@ -82,7 +86,7 @@ class SteeringMap(nn.Module):
         if self.kind == 'linear': return eye + self.generator(params)
         if self.kind == 'exp': return torch.linalg.matrix_exp(self.generator(params))
         u, v = self._low_rank(params)
-        return eye + u @ v.transpose(1, 2)
+        return eye + self.generator(params) + u @ v.transpose(1, 2)
 
     def forward(self, embeddings: torch.Tensor, # (B, d), e.g. f(x)
                 params: torch.Tensor # (B, k) in [-1, 1]
@@ -98,7 +102,8 @@ class SteeringMap(nn.Module):
                 return (self.matrices(params) @ embeddings.unsqueeze(-1)).squeeze(-1)
             return _expm_action(lambda v: self._apply_generator(v, params), embeddings, norm)
         u, v = self._low_rank(params)
-        return embeddings + torch.einsum('bdr,br->bd', u, torch.einsum('bdr,bd->br', v, embeddings))
+        correction = torch.einsum('bdr,br->bd', u, torch.einsum('bdr,bd->br', v, embeddings))
+        return embeddings + self._apply_generator(embeddings, params) + correction
 
 # %% ../nbs/03_steering.ipynb #dce3e9ed
 class FixedSteering(nn.Module):
@@ -131,3 +136,59 @@ class FixedSteering(nn.Module):
         "Class logits of all K steered embeddings, from the folded head (one matrix product)."
         if not hasattr(self, 'folded'): raise ValueError("FixedSteering was built without a head: pass head=...")
         return (embeddings @ self.folded + self.bias).view(len(embeddings), self.k, self.n_classes)
+
+# %% ../nbs/03_steering.ipynb #66f814b3
+def _check_views(**named):
+    shapes = {n: tuple(t.shape) for n, t in named.items()}
+    first = next(iter(shapes.values()))
+    if len(first) != 3 or any(s != first for s in shapes.values()):
+        raise ValueError(f"{', '.join(shapes)} must all be (N, K, d) tensors of one shape; got {shapes}")
+
+def steering_errors(steered: torch.Tensor, # (N, K, d) M(θ_ij) f(x_i)
+                    true: torch.Tensor, # (N, K, d) f(g_θij x_i)
+                    base: torch.Tensor, # (N, d) f(x_i)
+                   ) -> dict[str, float]:
+    "Relative errors of steered against true embeddings, in L2 and in cosine (see the table above)."
+    base = base[:, None].expand_as(true) if base.ndim == 2 else base
+    _check_views(steered=steered, true=true, base=base)
+    steered, true, base = steered.double(), true.double(), base.double()
+    err, disp = (steered - true).norm(dim=-1), (true - base).norm(dim=-1)
+    cos_err = 1 - F.cosine_similarity(steered, true, dim=-1)
+    cos_disp = 1 - F.cosine_similarity(base, true, dim=-1)
+    return dict(rel_displacement_error=(err / disp.clamp_min(1e-12)).median().item(),
+                rel_displacement_error_pooled=(err.sum() / disp.sum().clamp_min(1e-12)).item(),
+                rel_error=(err / true.norm(dim=-1).clamp_min(1e-12)).mean().item(),
+                cos_displacement_error=(cos_err / cos_disp.clamp_min(1e-12)).median().item(),
+                cos_error=cos_err.mean().item())
+
+def retrieval_ranks(steered: torch.Tensor, # (N, K, d) M(θ_ij) f(x_i)
+                    true: torch.Tensor, # (N, K, d) f(g_θij x_i)
+                    metric: str = 'cosine', # 'cosine' (SIE's protocol) or 'l2' (raw distance)
+                    tol: float = 1e-6, # similarities closer than this (relative, for 'l2') count as tied
+                   ) -> tuple[torch.Tensor, torch.Tensor]: # better, tied: (N, K) counts
+    "For each steered view, how many of the image's other true views are strictly closer, and how many tie."
+    _check_views(steered=steered, true=true)
+    if metric == 'cosine':
+        sim = F.normalize(steered.double(), dim=-1) @ F.normalize(true.double(), dim=-1).transpose(1, 2)  # (N, K, K)
+    elif metric == 'l2':
+        sim = -torch.cdist(steered.double(), true.double())
+        tol = tol * true.double().norm(dim=-1).mean().item()
+    else: raise ValueError(f"metric must be 'cosine' or 'l2'; got {metric!r}")
+    own = sim.diagonal(dim1=1, dim2=2)[..., None]
+    tied = ((sim - own).abs() <= tol).sum(-1) - 1
+    better = (sim > own + tol).sum(-1)
+    return better, tied
+
+def retrieval_scores(steered: torch.Tensor, # (N, K, d) M(θ_ij) f(x_i)
+                     true: torch.Tensor, # (N, K, d) f(g_θij x_i)
+                     ks: tuple[int, ...] = (1, 5), # Hit@k for each k
+                     metric: str = 'cosine', # 'cosine' (SIE's protocol) or 'l2'
+                    ) -> dict[str, float]:
+    "Hit@k and MRR of the true view among each image's K views, ties averaged (chance: Hit@1 = 1/K)."
+    better, tied = (t.double() for t in retrieval_ranks(steered, true, metric))
+    n = tied + 1  # the places the true view may take: better + 1, ..., better + n, each with probability 1/n
+    harmonic = lambda m: torch.digamma(m + 1) + 0.5772156649015329  # H(m) = 1 + 1/2 + ... + 1/m
+    out = {f'hit_at_{k}': ((k - better) / n).clamp(0, 1).mean().item() for k in ks}
+    out['mrr'] = ((harmonic(better + n) - harmonic(better)) / n).mean().item()
+    out['chance_hit_at_1'] = 1 / steered.shape[1]
+    return out

@@ -14,15 +14,15 @@ from tqdm.auto import tqdm
 from .augment import get_augmentation, Translation
 from .data import load_dataset, dataset_tensors
 from .models import create_encoder, linear_classifier, projection_head
-from .steering import SteeringMap, STEERING_KINDS
-from .losses import equivariance_loss, supervised_loss, nt_xent
+from .steering import SteeringMap, STEERING_KINDS, steering_errors, retrieval_scores
+from .losses import equivariance_loss, supervised_loss, nt_xent, steering_regression, regression_denominator
 
 # %% auto #0
 __all__ = ['OBJECTIVES', 'EQUIVARIANCE_LOSSES', 'OPTIMIZERS', 'SCHEDULES', 'CHECKPOINT_FORMAT', 'CHECKPOINT_VERSION',
            'TrainConfig', 'SteerableModel', 'build_model', 'EpochDraws', 'epoch_draws', 'make_views', 'save_checkpoint',
            'read_checkpoint', 'resolve_device', 'init_distributed', 'training_loss', 'train_step', 'steering_metrics',
            'TrainResult', 'make_optimizer', 'train', 'load_model_state', 'load_checkpoint', 'history_figure',
-           'write_history']
+           'write_history', 'export_weights', 'pretrained_path', 'load_pretrained']
 
 # %% ../nbs/05_train.ipynb #583ac7ea
 OBJECTIVES, EQUIVARIANCE_LOSSES, OPTIMIZERS, SCHEDULES = ('supervised', 'simclr'), ('infonce', 'cosine', 'mse'), ('adamw', 'sgd'), ('cosine', 'constant')
@@ -41,9 +41,11 @@ class TrainConfig:
     objective: str = 'supervised' # supervised (cross-entropy) or simclr (NT-Xent on projections)
     equivariance: str = 'infonce' # equivariance loss: infonce, cosine or mse
     lam: float = 1.0 # λ, weight of the equivariance loss
+    reg_weight: float = 1.0 # μ, weight of the L2 steering regression (0: the contrastive term alone)
+    reg_normalise: str = 'displacement' # steering regression divided by the mean squared displacement, or 'norm'
     temperature: float = 0.1 # InfoNCE / NT-Xent temperature
     theta_negatives: int = 4 # InfoNCE negatives per image: the same image steered by other θ
-    task_views: str = 'base' # supervised: cross-entropy on the 'base' view only, or on 'both' views
+    task_views: str = 'base' # supervised: cross-entropy on the 'base' view, on 'both' views, or on base and 'steered'
     base_shift: float = 0.1 # base view: random shift up to this fraction of the image side
     base_flip: bool = False # base view: random horizontal flips (off for digits)
     epochs: int = 30
@@ -59,7 +61,8 @@ class TrainConfig:
 
     def __post_init__(self):
         choices = dict(steering=STEERING_KINDS, objective=OBJECTIVES, equivariance=EQUIVARIANCE_LOSSES,
-                       optimizer=OPTIMIZERS, schedule=SCHEDULES, task_views=('base', 'both'))
+                       optimizer=OPTIMIZERS, schedule=SCHEDULES, task_views=('base', 'both', 'steered'),
+                       reg_normalise=('displacement', 'norm'))
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {', '.join(allowed)}; got {getattr(self, name)!r}")
@@ -67,8 +70,8 @@ class TrainConfig:
             if int(getattr(self, name)) < 1: raise ValueError(f"{name} must be at least 1; got {getattr(self, name)}")
         for name in ('lr', 'temperature'):
             if not getattr(self, name) > 0: raise ValueError(f"{name} must be positive; got {getattr(self, name)}")
-        if self.lam < 0 or self.theta_negatives < 0 or self.weight_decay < 0 or self.checkpoint_every < 0:
-            raise ValueError("lam, theta_negatives, weight_decay and checkpoint_every must be ≥ 0")
+        if min(self.lam, self.reg_weight, self.theta_negatives, self.weight_decay, self.checkpoint_every) < 0:
+            raise ValueError("lam, reg_weight, theta_negatives, weight_decay and checkpoint_every must be ≥ 0")
         if not 0 <= self.base_shift <= 0.5: raise ValueError(f"base_shift must lie in [0, 0.5]; got {self.base_shift}")
         get_augmentation(self.augmentation)  # a clear error for unknown names, before any work starts
 
@@ -100,7 +103,7 @@ class SteerableModel(nn.Module):
         out = dict(z=z, z_aug=z_aug, steered=self.steering(z, params))
         if other_params is not None and len(other_params):  # m matrices, applied to the whole batch
             out['others'] = torch.einsum('mij,bj->bmi', self.steering.matrices(other_params), z)
-        out['head'], out['head_aug'] = self.head(z), self.head(z_aug)
+        out['head'], out['head_aug'], out['head_steered'] = self.head(z), self.head(z_aug), self.head(out['steered'])
         return out
 
 def build_model(cfg: TrainConfig, # the run's configuration
@@ -218,16 +221,22 @@ def training_loss(out: dict, labels: torch.Tensor, cfg: TrainConfig) -> tuple[to
     offset = rank * len(labels)
     if cfg.objective == 'supervised':
         task = supervised_loss(out['head'], labels)
-        if cfg.task_views == 'both': task = (task + supervised_loss(out['head_aug'], labels)) / 2
+        if cfg.task_views != 'base':
+            other = out['head_aug'] if cfg.task_views == 'both' else out['head_steered']
+            task = (task + supervised_loss(other, labels)) / 2
     else:
         task = nt_xent(out['head'], out['head_aug'], cfg.temperature,
                        all_a=_gather(out['head']), all_b=_gather(out['head_aug']), offset=offset)
     kw = dict(temperature=cfg.temperature, other_theta=out.get('others'),
               all_pred=_gather(out['steered']), offset=offset) if cfg.equivariance == 'infonce' else {}
     equiv = equivariance_loss(out['steered'], out['z_aug'], cfg.equivariance, **kw)
-    parts = dict(task_loss=task.detach(), equiv_loss=equiv.detach())
+    loss, parts = task + cfg.lam * equiv, dict(task_loss=task.detach(), equiv_loss=equiv.detach())
+    if cfg.reg_weight > 0:  # L2 in the raw embedding, normalised over the global batch
+        den = regression_denominator(_gather(out['z_aug']), _gather(out['z']), cfg.reg_normalise)
+        reg = steering_regression(out['steered'], out['z_aug'], out['z'], denominator=den)
+        loss, parts['reg_loss'] = loss + cfg.reg_weight * reg, reg.detach()
     if cfg.objective == 'supervised': parts['correct'] = (out['head'].argmax(1) == labels).sum()
-    return task + cfg.lam * equiv, parts
+    return loss, parts
 
 # %% ../nbs/05_train.ipynb #496ad03a
 def train_step(net: nn.Module, opt, sched, images: torch.Tensor, labels: torch.Tensor, draws: EpochDraws,
@@ -246,20 +255,18 @@ def train_step(net: nn.Module, opt, sched, images: torch.Tensor, labels: torch.T
 @torch.no_grad()
 def steering_metrics(model: SteerableModel, aug, images: torch.Tensor, # (B, C, H, W) held-out images
                      n_candidates: int = 16, seed: int = 0) -> dict[str, float]:
-    "Relative equivariance error and θ-retrieval Hit@1 among `n_candidates` on `images`."
+    "Relative errors and Hit@1 of the true view among `n_candidates` views of each image (see `retrieval_scores`)."
     if len(images) == 0: raise ValueError("steering_metrics needs at least one image")
     g = torch.Generator().manual_seed(seed)
-    cand = (torch.rand(n_candidates, aug.param_dim, generator=g) * 2 - 1).to(images.device, images.dtype)
+    cand = aug.sample(n_candidates, generator=g).to(images.device, images.dtype)
     z = model.embed(images)  # (B, d)
     B, n = len(images), n_candidates
-    reps = images.repeat_interleave(n, 0)  # (B*n, ...) each image under every candidate θ
-    theta = cand.repeat(B, 1)
-    true = model.embed(aug.apply(reps, theta)).view(B, n, -1)
+    theta = cand.repeat(B, 1)  # each image under every candidate θ
+    true = model.embed(aug.apply(images.repeat_interleave(n, 0), theta)).view(B, n, -1)
     steered = model.steering(z.repeat_interleave(n, 0), theta).view(B, n, -1)
-    rel = ((steered - true).norm(dim=-1) / true.norm(dim=-1).clamp_min(1e-12)).mean().item()
-    dist_ = torch.cdist(steered, true)  # (B, n, n): steered for θ_i vs true for θ_j
-    hit = (dist_.argmin(-1) == torch.arange(n, device=images.device)).float().mean().item()
-    return dict(rel_error=rel, hit_at_1=hit)
+    errors, ranks = steering_errors(steered, true, z), retrieval_scores(steered, true, ks=(1,))
+    return dict(rel_error=errors['rel_error'], rel_displacement_error=errors['rel_displacement_error'],
+                hit_at_1=ranks['hit_at_1'])
 
 # %% ../nbs/05_train.ipynb #d5c97d5f
 @dataclass
@@ -328,6 +335,9 @@ def train(cfg: TrainConfig, # the run
     epoch, step, history = 0, 0, []
     if resume and ck_path.exists():
         state = read_checkpoint(ck_path, map_location=device)
+        if 'optimizer' not in state:
+            raise ValueError(f"{ck_path} holds weights only (no optimiser state, see export_weights): it cannot be "
+                             "resumed; start a new run in another out_dir")
         diff = _config_diff(json.loads(state['config']), cfg)
         if diff: raise ValueError(f"{ck_path} was trained with another config; differences: {'; '.join(diff)}")
         load_model_state(model, state['model'], ck_path)
@@ -350,7 +360,7 @@ def train(cfg: TrainConfig, # the run
         while epoch < cfg.epochs:
             draws = epoch_draws(cfg, epoch, len(images), aug.param_dim)
             model.train()
-            t0, sums, seen = time.perf_counter(), dict(loss=0., task_loss=0., equiv_loss=0., correct=0.), 0
+            t0, sums, seen = time.perf_counter(), dict(loss=0., task_loss=0., equiv_loss=0., reg_loss=0., correct=0.), 0
             bar = tqdm(range(step, steps_per_epoch), desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False,
                        disable=not progress or rank != 0)
             for s in bar:
@@ -431,7 +441,7 @@ def history_figure(history: list[dict], title: str = 'training'):
     import plotly.graph_objects as go
     fig = make_subplots(rows=1, cols=3, subplot_titles=('loss', 'accuracy', 'steering on held-out images'))
     ep = [h['epoch'] for h in history]
-    panels = [(1, ('loss', 'task_loss', 'equiv_loss')), (2, ('train_acc', 'val_acc')), (3, ('rel_error', 'hit_at_1'))]
+    panels = [(1, ('loss', 'task_loss', 'equiv_loss', 'reg_loss')), (2, ('train_acc', 'val_acc')), (3, ('rel_displacement_error', 'hit_at_1'))]
     for col, keys in panels:
         for k in keys:
             if history and k in history[0]:
@@ -447,3 +457,26 @@ def write_history(history: list[dict], out_dir: str | Path, cfg: TrainConfig | N
     title = f"{cfg.steering} steering, {cfg.objective}, {cfg.dataset}" if cfg else 'training'
     history_figure(history, title).write_html(out_dir / 'curves.html', include_plotlyjs=True)
     return out_dir / 'curves.html'
+
+# %% ../nbs/05_train.ipynb #905d2e47
+def export_weights(checkpoint: str | Path, # a checkpoint written by train (or its folder)
+                   path: str | Path, # where to write the weights-only copy
+                  ) -> Path:
+    "Write a weights-only copy of `checkpoint` (config, meta, weights, history; no optimiser state) to `path`."
+    checkpoint = Path(checkpoint)
+    state = read_checkpoint(checkpoint / 'checkpoint.pt' if checkpoint.is_dir() else checkpoint)
+    keep = {k: state[k] for k in ('config', 'meta', 'model', 'history')}
+    return save_checkpoint(path, dict(keep, weights_only=True, epoch=state.get('epoch', 0), step=0))
+
+def pretrained_path(name: str = 'demo') -> Path:
+    "Where the package keeps its pretrained model `name`."
+    from importlib.resources import files
+    path = Path(str(files('steerable_nb') / 'pretrained' / f'{name}.pt'))
+    if not path.is_file():
+        known = sorted(p.stem for p in path.parent.glob('*.pt')) if path.parent.is_dir() else []
+        raise FileNotFoundError(f"no pretrained model {name!r} in this steerable_nb; known: {', '.join(known) or 'none'}")
+    return path
+
+def load_pretrained(name: str = 'demo') -> TrainResult:
+    "The pretrained model shipped with the package: `steerable_demo`'s steerable (exp) model on the embedded digits."
+    return load_checkpoint(pretrained_path(name))

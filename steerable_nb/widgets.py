@@ -15,6 +15,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 from .augment import AugmentationFamily, get_augmentation, check_images, to_uint8_rgb
 from .data import load_dataset
+from .steering import steering_errors
 from .train import TrainConfig, TrainResult, SteerableModel, load_checkpoint
 
 # %% auto #0
@@ -183,11 +184,11 @@ class SteeringView:
         if cached is None: self._store(key, true[0], steered[0]); cached = (true[0], steered[0])
         else: self._sweeps.move_to_end(key)
         t, s = z[0], s[0]
-        err, moved_by = (s - t).norm(), (t - self.z0).norm()  # at θ = 0 the displacement is 0: no ratio
+        errors = steering_errors(s[None, None], t[None, None], self.z0[None])  # the figures evaluation reports
+        moved_by = (t - self.z0).norm()  # at θ = 0 the displacement is 0: no ratio
         return dict(theta=theta, moved=moved, grid=self.grid, true_path=cached[0], steered_path=cached[1],
-                    true=t, steered=s, augmented=augmented[0],
-                    rel_error=(err / t.norm().clamp_min(1e-12)).item(),
-                    rel_displacement=(err / moved_by).item() if moved_by > 1e-5 * self.z0.norm() else float('nan'),
+                    true=t, steered=s, augmented=augmented[0], rel_error=errors['rel_error'],
+                    rel_displacement=errors['rel_displacement_error'] if moved_by > 1e-5 * self.z0.norm() else float('nan'),
                     cosine=torch.nn.functional.cosine_similarity(s, t, dim=0).item())
 
     def project(self, z: torch.Tensor, # (..., d) embeddings

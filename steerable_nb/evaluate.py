@@ -417,10 +417,11 @@ def tta_summary(plain: torch.Tensor, # (N, C) logits without TTA
     labels = labels.to(plain.device)
     acc = lambda p: (p.argmax(1) == labels).double().mean().item()
     none, st, tr = acc(plain), acc(p_st), acc(p_tr)
-    kl = (p_tr * (p_tr.clamp_min(1e-12).log() - p_st.clamp_min(1e-12).log())).sum(-1).mean().item()
+    kl = lambda p: (p_tr * (p_tr.clamp_min(1e-12).log() - p.clamp_min(1e-12).log())).sum(-1).mean().item()
     return dict(accuracy_none=none, accuracy_steered=st, accuracy_true=tr,
                 recovered_gain=(st - none) / (tr - none) if tr != none else float('nan'),
-                agreement=(p_st.argmax(1) == p_tr.argmax(1)).double().mean().item(), kl_true_steered=kl)
+                agreement=(p_st.argmax(1) == p_tr.argmax(1)).double().mean().item(), kl_true_steered=kl(p_st),
+                kl_true_none=kl(plain.double().softmax(-1)))
 
 # %% ../nbs/06_evaluate.ipynb #57c56c85
 def _true_tta(model, aug, head, x, params, batch_size):

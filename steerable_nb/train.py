@@ -9,6 +9,7 @@ from dataclasses import dataclass, field, asdict
 from pathlib import Path
 import torch
 from torch import nn
+import torch.nn.functional as F
 import torch.distributed as dist
 from tqdm.auto import tqdm
 from .augment import get_augmentation, Translation
@@ -43,6 +44,7 @@ class TrainConfig:
     lam: float = 1.0 # λ, weight of the equivariance loss
     reg_weight: float = 1.0 # μ, weight of the L2 steering regression (0: the contrastive term alone)
     reg_normalise: str = 'displacement' # steering regression divided by the mean squared displacement, or 'norm'
+    logit_weight: float = 1.0 # supervised: weight of KL(head(f(g_θx)) ‖ head(M(θ)f(x))), what steered TTA reads
     temperature: float = 0.1 # InfoNCE / NT-Xent temperature
     theta_negatives: int = 4 # InfoNCE negatives per image: the same image steered by other θ
     task_views: str = 'base' # supervised: cross-entropy on the 'base' view, on 'both' views, or on base and 'steered'
@@ -70,8 +72,8 @@ class TrainConfig:
             if int(getattr(self, name)) < 1: raise ValueError(f"{name} must be at least 1; got {getattr(self, name)}")
         for name in ('lr', 'temperature'):
             if not getattr(self, name) > 0: raise ValueError(f"{name} must be positive; got {getattr(self, name)}")
-        if min(self.lam, self.reg_weight, self.theta_negatives, self.weight_decay, self.checkpoint_every) < 0:
-            raise ValueError("lam, reg_weight, theta_negatives, weight_decay and checkpoint_every must be ≥ 0")
+        if min(self.lam, self.reg_weight, self.logit_weight, self.theta_negatives, self.weight_decay, self.checkpoint_every) < 0:
+            raise ValueError("lam, reg_weight, logit_weight, theta_negatives, weight_decay and checkpoint_every must be ≥ 0")
         if not 0 <= self.base_shift <= 0.5: raise ValueError(f"base_shift must lie in [0, 0.5]; got {self.base_shift}")
         get_augmentation(self.augmentation)  # a clear error for unknown names, before any work starts
 
@@ -235,6 +237,10 @@ def training_loss(out: dict, labels: torch.Tensor, cfg: TrainConfig) -> tuple[to
         den = regression_denominator(_gather(out['z_aug']), _gather(out['z']), cfg.reg_normalise)
         reg = steering_regression(out['steered'], out['z_aug'], out['z'], denominator=den)
         loss, parts['reg_loss'] = loss + cfg.reg_weight * reg, reg.detach()
+    if cfg.logit_weight > 0 and cfg.objective == 'supervised':  # the classifier's view of the steered embedding
+        target = out['head_aug'].detach().float().log_softmax(-1)
+        kl = F.kl_div(out['head_steered'].float().log_softmax(-1), target, log_target=True, reduction='batchmean')
+        loss, parts['logit_loss'] = loss + cfg.logit_weight * kl, kl.detach()
     if cfg.objective == 'supervised': parts['correct'] = (out['head'].argmax(1) == labels).sum()
     return loss, parts
 
@@ -360,7 +366,7 @@ def train(cfg: TrainConfig, # the run
         while epoch < cfg.epochs:
             draws = epoch_draws(cfg, epoch, len(images), aug.param_dim)
             model.train()
-            t0, sums, seen = time.perf_counter(), dict(loss=0., task_loss=0., equiv_loss=0., reg_loss=0., correct=0.), 0
+            t0, sums, seen = time.perf_counter(), dict(loss=0., task_loss=0., equiv_loss=0., reg_loss=0., logit_loss=0., correct=0.), 0
             bar = tqdm(range(step, steps_per_epoch), desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False,
                        disable=not progress or rank != 0)
             for s in bar:

@@ -16,7 +16,7 @@ from plotly.subplots import make_subplots
 from .augment import AugmentationFamily, get_augmentation, check_images, to_uint8_rgb
 from .data import load_dataset
 from .steering import steering_errors
-from .train import TrainConfig, TrainResult, SteerableModel, load_checkpoint
+from .train import TrainConfig, TrainResult, SteerableModel, load_checkpoint, load_pretrained
 
 # %% auto #0
 __all__ = ['TRACE_NAMES', 'resolve_model', 'check_model_images', 'torch_threads', 'PCABasis', 'pca_basis', 'SteeringView',
@@ -370,6 +370,11 @@ class SteeringExplorer:
                            W.HBox([self.view_toggle, self.compare])])
         self.widget = W.VBox([W.HBox([controls, W.VBox([images_box, self.readout])]), self._fig_box, self.neighbours])
         self._rebuild()
+
+    @classmethod
+    def pretrained(cls, name: str = 'demo', **kwargs) -> 'SteeringExplorer':
+        "The explorer on a model shipped with the package (see `load_pretrained`): steering to see before training."
+        return cls(load_pretrained(name), **kwargs)
 
     def _label(self, j: int, value: float) -> str:
         spec = self.aug.specs[j]

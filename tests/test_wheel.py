@@ -65,6 +65,7 @@ def test_wheel_contents(wheel):
     mods = {Path(n).name for n in names if n.startswith('steerable_nb/') and n.endswith('.py')}
     assert {p.name for p in (ROOT / 'steerable_nb').glob('*.py')} <= mods, "the wheel lacks modules of steerable_nb/"
     assert not [n for n in names if n.startswith(('nbs/', 'tests/'))], "the wheel should hold the library only"
+    assert 'steerable_nb/pretrained/demo.pt' in names, "the wheel lacks the pretrained demo model"
     meta = next(n for n in names if n.endswith('.dist-info/entry_points.txt'))
     assert 'steerable_demo = steerable_nb.cli:demo_main' in zipfile.ZipFile(wheel).read(meta).decode()
 
@@ -93,6 +94,9 @@ def test_installed_console_scripts_run(venv, tmp_path):
     out = tmp_path / 'run'
     p = _run(venv, env / 'bin' / 'steerable_train', '--image_size', 16, '--epochs', 1, '--batch_size', 64, '--out_dir', out, '--quiet',
              cwd=tmp_path)
+    # the pretrained model ships inside the wheel and opens with nothing else
+    load = "from steerable_nb.train import load_pretrained; print(load_pretrained().config.steering)"
+    assert _run(venv, env / 'bin' / 'python', '-c', load, cwd=tmp_path).stdout.strip() == 'exp'
     ckpts = list(out.rglob('*.pt'))
     assert ckpts, f"no checkpoint under {out}:\n{p.stdout}\n{p.stderr}"
     assert any(c.name in p.stdout for c in ckpts), p.stdout

@@ -317,6 +317,20 @@ def _meta(ds, aug) -> dict:
     return dict(classes=list(ds.classes), channels=int(ds.channels), image_size=list(ds.image_size),
                 param_names=list(aug.param_names), dataset=ds.name)
 
+def _resume(ck_path: Path, cfg: TrainConfig, device, model, opt, sched) -> tuple[int, int, list]:
+    "Restore model, optimiser, schedule and RNG from `ck_path`; returns (epoch, step, history)."
+    state = read_checkpoint(ck_path, map_location=device)
+    if 'optimizer' not in state:
+        raise ValueError(f"{ck_path} holds weights only (no optimiser state, see export_weights): it cannot be "
+                         "resumed; start a new run in another out_dir")
+    diff = _config_diff(json.loads(state['config']), cfg)
+    if diff: raise ValueError(f"{ck_path} was trained with another config; differences: {'; '.join(diff)}")
+    load_model_state(model, state['model'], ck_path)
+    opt.load_state_dict(state['optimizer'])
+    sched.load_state_dict(state['scheduler'])
+    _set_rng(state['rng'])
+    return state['epoch'], state['step'], list(state['history'])
+
 def train(cfg: TrainConfig, # the run
           resume: bool = False, # continue from out_dir/checkpoint.pt when it exists
           progress: bool = True, # tqdm bars
@@ -340,16 +354,7 @@ def train(cfg: TrainConfig, # the run
     opt, sched = make_optimizer(cfg, model.parameters(), cfg.epochs * steps_per_epoch)
     epoch, step, history = 0, 0, []
     if resume and ck_path.exists():
-        state = read_checkpoint(ck_path, map_location=device)
-        if 'optimizer' not in state:
-            raise ValueError(f"{ck_path} holds weights only (no optimiser state, see export_weights): it cannot be "
-                             "resumed; start a new run in another out_dir")
-        diff = _config_diff(json.loads(state['config']), cfg)
-        if diff: raise ValueError(f"{ck_path} was trained with another config; differences: {'; '.join(diff)}")
-        load_model_state(model, state['model'], ck_path)
-        opt.load_state_dict(state['optimizer']); sched.load_state_dict(state['scheduler'])
-        epoch, step, history = state['epoch'], state['step'], list(state['history'])
-        _set_rng(state['rng'])
+        epoch, step, history = _resume(ck_path, cfg, device, model, opt, sched)
         if rank == 0 and progress: print(f"resuming from {ck_path}: epoch {epoch}, step {step}")
     elif resume and rank == 0 and progress: print(f"no checkpoint at {ck_path}: starting a new run")
     net = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == 'cuda' else None) \

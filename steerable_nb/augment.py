@@ -318,7 +318,8 @@ def sweep_figure(aug: AugmentationFamily, # the family to show
     for j in range(k):
         for i in range(steps):
             fig.add_trace(go.Image(z=out[j * steps + i], hoverinfo='skip'), row=j + 1, col=i + 1)
-    fig.update_xaxes(visible=False); fig.update_yaxes(visible=False)
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False)
     fig.update_annotations(font_size=10)
     fig.update_layout(title=title or f"'{aug.name}': each θ coordinate from -1 to 1 (θ = 0 in the middle)",
                       height=110 * k + 80, width=110 * steps + 40, margin=dict(l=20, r=20, t=70, b=10))

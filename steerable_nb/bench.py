@@ -49,7 +49,8 @@ def register_subset(base: str, # a key of DATASETS, e.g. 'fashion_mnist'
             bad = [c for c in classes if not 0 <= c < len(ds.classes)]
             if bad: raise ValueError(f"{base} has classes 0..{len(ds.classes) - 1}; got {bad}")
             keep = torch.nonzero(torch.isin(ds.labels, torch.tensor(classes))).flatten()
-            remap = torch.full((len(ds.classes),), -1, dtype=torch.long); remap[classes] = torch.arange(len(classes))
+            remap = torch.full((len(ds.classes),), -1, dtype=torch.long)
+            remap[classes] = torch.arange(len(classes))
             labels, names = remap[ds.labels], [ds.classes[c] for c in classes]
         if n_train and split == 'train':
             g = torch.Generator().manual_seed(seed)
@@ -237,16 +238,20 @@ def evaluate_run(model, cfg: BenchConfig, data: dict, progress: bool = False, ca
     head = classifier_head(model, data['probe']['train'], data['probe']['val'])
     stages = tqdm(total=6, desc='evaluating', disable=not progress, leave=False)
     res = dict(accuracy=accuracy(model, data['test'].images, data['test'].labels, head))
-    stages.set_postfix_str('equivariance'); stages.update()
+    stages.set_postfix_str('equivariance')
+    stages.update()
     res['equivariance'] = equivariance_report(model, aug, data['eval'].images, data['fit'].images, k=cfg.k_retrieval,
                                               seed=cfg.split_seed)
-    stages.set_postfix_str('transfer'); stages.update()
+    stages.set_postfix_str('transfer')
+    stages.update()
     res['transfer'] = dict(in_domain=probe_transfer(model, *data['probe'].values())['accuracy'])
     if cfg.other: res['transfer']['cross_dataset'] = probe_transfer(model, *data['other_probe'].values())['accuracy']
-    stages.set_postfix_str('corruptions'); stages.update()
+    stages.set_postfix_str('corruptions')
+    stages.update()
     res['corruption_accuracy'] = corruption_accuracy(model, data['corrupt'], head, cfg.corruptions, cfg.severities,
                                                      cache_dir, progress=progress)
-    stages.set_postfix_str('test-time augmentation'); stages.update()
+    stages.set_postfix_str('test-time augmentation')
+    stages.update()
     theta = tta_params(aug, cfg.k_tta, cfg.tta_scale, seed=cfg.split_seed)
     ev = data['eval']
     sets = {'clean': ev, 'corrupted_s3': mixed_corruption(data['corrupt'], len(ev), 3, cfg.corruptions, cache_dir)}
@@ -269,7 +274,8 @@ def evaluate_run(model, cfg: BenchConfig, data: dict, progress: bool = False, ca
     tta.update(speedup=timing['by_k'][str(cfg.k_tta)]['speedup'], seconds_steered=timing['by_k'][str(cfg.k_tta)]['seconds_steered'],
                seconds_true=timing['by_k'][str(cfg.k_tta)]['seconds_true'], timing_images=timing['n_images'])
     res['tta'] = tta
-    stages.set_postfix_str('OOD'); stages.update()
+    stages.set_postfix_str('OOD')
+    stages.update()
     ko = cfg.k_ood
     sc = {n: ood_scores(lg['plain'], lg['steered'][:, :ko], lg['true'][:, :ko]) for n, lg in logits.items()}
     ood_sets = {'corrupted_s5': mixed_corruption(data['corrupt'], len(ev), 5, cfg.corruptions, cache_dir)}
@@ -282,7 +288,8 @@ def evaluate_run(model, cfg: BenchConfig, data: dict, progress: bool = False, ca
     for name in [n for n in sc if n != 'clean']:
         m = ood_metrics(sc['clean'], sc[name], roc_points=21)
         for key in ('auroc', 'fpr95', 'roc'): res['ood'][key][name] = m[key]
-    stages.update(); stages.close()
+    stages.update()
+    stages.close()
     return res
 
 # %% ../nbs/11_bench.ipynb #c5e6ee4f
@@ -300,7 +307,9 @@ def _cached(path: Path, key: dict, compute):
             if saved.get('key') == key: return saved['result']
         except (ValueError, KeyError): pass
     result = compute()
-    tmp = path.with_suffix('.tmp'); tmp.write_text(json.dumps(dict(key=key, result=result))); tmp.replace(path)
+    tmp = path.with_suffix('.tmp')
+    tmp.write_text(json.dumps(dict(key=key, result=result)))
+    tmp.replace(path)
     return result
 
 def _ck_key(path: Path) -> dict:
@@ -395,7 +404,8 @@ def short_table(results: dict) -> str:
 def run_bench(cfg: BenchConfig, progress: bool = True, command: str | None = None) -> dict:
     "Train, evaluate, aggregate and report; writes out/results.json and out/report.html and returns the results."
     t0, timings = time.perf_counter(), {}
-    out = Path(cfg.out); out.mkdir(parents=True, exist_ok=True)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
     data = bench_data(cfg)
     runs = bench_runs(cfg, data)
     t = time.perf_counter()
@@ -445,8 +455,10 @@ def run_bench(cfg: BenchConfig, progress: bool = True, command: str | None = Non
 
 def write_json(path: Path, obj) -> Path:
     "Write `obj` as JSON atomically."
-    path = Path(path); tmp = path.with_suffix('.json.tmp')
-    tmp.write_text(json.dumps(obj, indent=1)); tmp.replace(path)
+    path = Path(path)
+    tmp = path.with_suffix('.json.tmp')
+    tmp.write_text(json.dumps(obj, indent=1))
+    tmp.replace(path)
     return path
 
 # %% ../nbs/11_bench.ipynb #12e31166
@@ -478,7 +490,8 @@ def bench_figures(results: dict) -> list:
         st = [eq['per_family'][fm]['hit_at_1'] for fm in fams]
         f.add_trace(go.Bar(x=fams, y=_m(st), error_y=_err(st), name=m['label'], legendgroup=k, showlegend=False,
                            marker_color=c), row=1, col=3)
-    f.update_xaxes(title_text='‖θ‖ (acting coordinates)', row=1, col=1); f.update_xaxes(title_text='‖θ‖', row=1, col=2)
+    f.update_xaxes(title_text='‖θ‖ (acting coordinates)', row=1, col=1)
+    f.update_xaxes(title_text='‖θ‖', row=1, col=2)
     f.update_layout(title=f"Equivariance on held-out images ({spread})", height=380, width=1150, barmode='group')
     figs.append(f)
     # TTA
@@ -520,7 +533,8 @@ def bench_figures(results: dict) -> list:
                                        line=dict(color=_COLOURS.get(k), dash=dash),
                                        hovertext=f"AUROC {auc:.3f}"), row=1, col=j + 1)
         f.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode='lines', line=dict(color='grey', width=1), showlegend=False), row=1, col=j + 1)
-    f.update_xaxes(title_text='false positive rate (OOD kept)'); f.update_yaxes(title_text='true positive rate (ID kept)')
+    f.update_xaxes(title_text='false positive rate (OOD kept)')
+    f.update_yaxes(title_text='true positive rate (ID kept)')
     f.update_layout(title=f"OOD detection: ROC curves (mean over seeds), K = {results['config']['k_ood']}", height=400, width=1150)
     figs.append(f)
     # training curves
@@ -554,7 +568,8 @@ def _claims_html(results: dict) -> str:
 
 def write_report(results: dict, path) -> Path:
     "A self-contained report.html: the claims table and every figure (plotly.js inlined once, so it opens offline)."
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     figs = results.get('extra_figures', []) + bench_figures(results)
     cfg, d = results['config'], results['data']
     n = len(cfg['seeds'])
@@ -570,7 +585,9 @@ def write_report(results: dict, path) -> Path:
     page = (f"<!doctype html><html><head><meta charset='utf-8'><title>steerable_nb benchmark</title></head>"
             f"<body style='font-family:sans-serif;max-width:1200px'><h1>steerable_nb: steerable vs invariant</h1>{intro}"
             f"{_claims_html(results)}{''.join(parts)}</body></html>")
-    tmp = path.with_suffix('.html.tmp'); tmp.write_text(page, encoding='utf-8'); tmp.replace(path)
+    tmp = path.with_suffix('.html.tmp')
+    tmp.write_text(page, encoding='utf-8')
+    tmp.replace(path)
     return path
 
 # %% ../nbs/11_bench.ipynb #4d6a8f4d

@@ -410,7 +410,8 @@ def corrupt_images(images: torch.Tensor, # (N, C, H, W) float in [0, 1], C in {1
                    seed: int = 0, # with (corruption, severity), seeds the random parts
                    progress: bool = False) -> torch.Tensor: # (N, C, H, W) float in [0, 1]
     "Apply an ImageNet-C corruption to a batch, deterministically (grey in, grey out)."
-    _check_corruption(corruption, severity); check_images(images)
+    _check_corruption(corruption, severity)
+    check_images(images)
     return torch.from_numpy(_corrupt_uint8(images, corruption, severity, seed, progress)).float() / 255
 
 # %% ../nbs/01_data.ipynb #ad90d054
@@ -450,7 +451,8 @@ def corrupt_dataset(ds, # an ImageDataset or FolderDataset (usually a test split
             with os.fdopen(fd, 'wb') as f: np.savez_compressed(f, images=out, labels=labels.numpy().astype(np.int64))
             os.replace(tmp, path)
         except BaseException:
-            Path(tmp).unlink(missing_ok=True); raise
+            Path(tmp).unlink(missing_ok=True)
+            raise
     res = ImageDataset(torch.from_numpy(out).float() / 255, labels, ds.classes, ds.name, ds.split, ds.seed)
     res.corruption, res.severity = corruption, severity
     return res
@@ -490,7 +492,9 @@ def corruption_figure(image: torch.Tensor, # (C, H, W) in [0, 1]
     for r, row in enumerate(rows):
         for k, z in enumerate(to_uint8_rgb(torch.stack(row))):
             fig.add_trace(go.Image(z=z, hoverinfo='skip'), row=r + 1, col=k + 1)
-    fig.update_xaxes(visible=False); fig.update_yaxes(visible=False); fig.update_annotations(font_size=10)
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False)
+    fig.update_annotations(font_size=10)
     fig.update_layout(title='ImageNet-C corruptions, severity 1..5 (left: clean)', height=95 * len(rows) + 70,
                       width=90 * (len(severities) + 1) + 40, margin=dict(l=10, r=10, t=60, b=10))
     return fig

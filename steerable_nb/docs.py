@@ -142,7 +142,8 @@ def page_name(nb_rel: str | Path # notebook path relative to nbs/
 # %% ../nbs/09_docs.ipynb #4772b12b
 @contextmanager
 def _cwd(path):
-    old = os.getcwd(); os.chdir(path)
+    old = os.getcwd()
+    os.chdir(path)
     try: yield
     finally: os.chdir(old)
 
@@ -157,7 +158,8 @@ def prepare_notebook(nb_path: str | Path # a notebook inside the project's nbs/
     raw['metadata'] = {k: v for k, v in raw.get('metadata', {}).items() if k in ('kernelspec', 'language_info')}
     for c in raw['cells']:
         if c['cell_type'] == 'code': c['outputs'], c['execution_count'] = [], None
-    nb = dict2nb(raw); nb.path_ = str(nb_path)
+    nb = dict2nb(raw)
+    nb.path_ = str(nb_path)
     procs = [FrontmatterProc, P.populate_language, P.add_show_docs, P.rm_header_dash, P.clean_show_doc,
              P.add_links, P.mv_exports, P.strip_hidden_metadata]
     NBProcessor(nb=nb, procs=procs, rm_directives=False).process()
@@ -173,7 +175,9 @@ def prepare_notebook(nb_path: str | Path # a notebook inside the project's nbs/
         c = d['cells'][i] = {k: v for k, v in c.items() if k in keep}  # drops nbdev's markers (idx_, has_sd)
         if isinstance(c['source'], list): c['source'] = ''.join(c['source'])
         c['id'] = hashlib.sha1(f"{i}-{c['cell_type']}-{c['source']}".encode()).hexdigest()[:8]  # not random: a cache key
-        if c['cell_type'] == 'code': c.setdefault('outputs', []); c.setdefault('execution_count', None)
+        if c['cell_type'] == 'code':
+            c.setdefault('outputs', [])
+            c.setdefault('execution_count', None)
     return d
 
 # %% ../nbs/09_docs.ipynb #a249d42e
@@ -230,7 +234,9 @@ def execute_notebook(nb: dict, # notebook JSON, e.g. from `prepare_notebook`
     if use_cache:
         cache.mkdir(parents=True, exist_ok=True)
         for old_hit in cache.glob(f"{stem}-*.ipynb"): old_hit.unlink()
-        tmp = hit.with_suffix('.tmp'); tmp.write_text(json.dumps(out), encoding='utf-8'); tmp.replace(hit)
+        tmp = hit.with_suffix('.tmp')
+        tmp.write_text(json.dumps(out), encoding='utf-8')
+        tmp.replace(hit)
     return out, False
 
 # %% ../nbs/09_docs.ipynb #20314ba3
@@ -259,7 +265,8 @@ def prune_widget_state(state: dict, # model_id -> {model_name, state, ...}, as n
         while todo:
             m = todo.pop()
             if m in keep or m not in state: continue
-            keep.add(m); todo.extend(refs[m])
+            keep.add(m)
+            todo.extend(refs[m])
     close()
     viewless = [k for k, v in state.items() if not v.get('state', {}).get('_view_name')]
     while True:
@@ -459,7 +466,9 @@ def _find_notebook(name, nbs: Path, available: list[Path]) -> Path:
 
 def _write(path: Path, text: str):
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + '.tmp'); tmp.write_text(text, encoding='utf-8'); tmp.replace(path)
+    tmp = path.with_name(path.name + '.tmp')
+    tmp.write_text(text, encoding='utf-8')
+    tmp.replace(path)
 
 def build_docs(root: str | Path = '.', # the repository (or a folder inside it)
                notebooks: list | None = None, # notebooks to (re)build, e.g. ['index', '00_augment.ipynb']; default all
@@ -471,7 +480,8 @@ def build_docs(root: str | Path = '.', # the repository (or a folder inside it)
                quiet: bool = False, # no progress lines
               ) -> Path: # the site's folder
     "Build the offline docs site: execute, process and render notebooks into `out`, with navigation and static assets."
-    root = project_root(root); cfg = _settings(root)
+    root = project_root(root)
+    cfg = _settings(root)
     nbs, out = root / cfg.get('nbs_path', 'nbs'), Path(out) if out else root / cfg.get('doc_path', '_docs')
     say = (lambda *a: None) if quiet else (lambda *a: print(*a, flush=True))
     available = docs_notebooks(nbs)
@@ -488,7 +498,9 @@ def build_docs(root: str | Path = '.', # the repository (or a folder inside it)
             try: ran, cached = execute_notebook(prepare_notebook(nb_path), nb_path.parent, cache_dir, key, skip_slow,
                                                 timeout, name=rel, use_cache=use_cache)
             except RuntimeError as e:
-                failed[rel] = str(e); say(f"{rel}: FAILED after {time.time() - t:.0f} s"); continue
+                failed[rel] = str(e)
+                say(f"{rel}: FAILED after {time.time() - t:.0f} s")
+                continue
             pages[page] = finish_notebook(ran, '../' * page.count('/'), doc_url)
             say(f"{rel}: {'cached' if cached else f'executed in {time.time() - t:.0f} s'}")
     if not pages: raise RuntimeError('\n\n'.join(failed.values()))
@@ -498,7 +510,8 @@ def build_docs(root: str | Path = '.', # the repository (or a folder inside it)
     for f in nbs.rglob('*'):
         rel = f.relative_to(nbs)
         if f.suffix.lower() in ('.png', '.jpg', '.jpeg', '.gif', '.svg', '.webp') and not any(s[0] in '_.' for s in rel.parts):
-            (out / rel).parent.mkdir(parents=True, exist_ok=True); shutil.copy2(f, out / rel)
+            (out / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(f, out / rel)
     manifest = out / 'site.json'
     titles = json.loads(manifest.read_text(encoding='utf-8')).get('pages', {}) if manifest.exists() else {}
     titles = {p: t for p, t in titles.items() if (out / p).exists()}

@@ -57,7 +57,8 @@ def embed(model: nn.Module, images: torch.Tensor, # (N, C, H, W) in [0, 1]
           batch_size: int = 512) -> torch.Tensor: # (N, d)
     "f(x) for all `images`, in eval mode and in chunks; a clear error if any embedding is NaN or infinite."
     check_model_inputs(model, images=images)
-    was = model.training; model.eval()
+    was = model.training
+    model.eval()
     dev = next(model.parameters()).device
     try: z = torch.cat([model.embed(images[i:i + batch_size].to(dev)) for i in range(0, len(images), batch_size)])
     finally: model.train(was)
@@ -85,7 +86,8 @@ def family_slices(aug) -> list[tuple[str, slice]]:
     "(family name, its θ coordinates) for each elementary family of a (possibly nested) composition."
     out, start = [], 0
     for f in _leaves(aug):
-        out.append((f.name, slice(start, start + f.param_dim))); start += f.param_dim
+        out.append((f.name, slice(start, start + f.param_dim)))
+        start += f.param_dim
     return out
 
 def active_mask(aug, channels: int) -> torch.Tensor: # (k,) bool
@@ -248,7 +250,8 @@ def equivariance_report(model: nn.Module, aug, images: torch.Tensor, # (N, C, H,
     out['per_family'] = {}
     half = images[:max(1, (len(images) + 1) // 2)]  # the breakdowns use half the images
     for name, sl in family_slices(aug):
-        fam = torch.zeros(aug.param_dim, dtype=torch.bool); fam[sl] = True
+        fam = torch.zeros(aug.param_dim, dtype=torch.bool)
+        fam[sl] = True
         if not (fam & act).any(): continue
         p = equivariance_pairs(model, aug, half, k, seed + 2, active=fam & act, batch_size=batch_size)
         out['per_family'][name] = score_steering(p, model.steering)
@@ -326,12 +329,15 @@ def classifier_head(model: nn.Module, train_ds=None, val_ds=None, **kwargs) -> n
     X, y = np.concatenate([Xtr, Xva]), np.concatenate([train_ds.labels.numpy(), val_ds.labels.numpy()])
     sc = StandardScaler().fit(X)
     lr = LogisticRegression(C=best, max_iter=1000).fit(sc.transform(X), y)
-    W = lr.coef_ / sc.scale_; b = lr.intercept_ - W @ sc.mean_
+    W = lr.coef_ / sc.scale_
+    b = lr.intercept_ - W @ sc.mean_
     if len(lr.classes_) == 2: W, b = np.stack([-W[0], W[0]]) / 2, np.array([-b[0], b[0]]) / 2
     if not np.array_equal(lr.classes_, np.arange(len(lr.classes_))):
         raise ValueError(f"labels must be 0..C-1 to build a classifier; got {lr.classes_.tolist()}")
     head = nn.Linear(W.shape[1], W.shape[0])
-    with torch.no_grad(): head.weight.copy_(torch.from_numpy(W)); head.bias.copy_(torch.from_numpy(b))
+    with torch.no_grad():
+        head.weight.copy_(torch.from_numpy(W))
+        head.bias.copy_(torch.from_numpy(b))
     return head.to(next(model.parameters()).device)
 
 # %% ../nbs/06_evaluate.ipynb #eda6f4b2
@@ -449,17 +455,20 @@ def tta_timing(model: nn.Module, aug, images: torch.Tensor, # (N, C, H, W): one 
     dev = next(model.parameters()).device
     x, params = images.to(dev), aug.validate(params).to(dev, images.dtype)
     model.eval()
-    t0 = time.perf_counter(); fixed = {k: FixedSteering(model.steering, params[:k], head=head) for k in ks}
+    t0 = time.perf_counter()
+    fixed = {k: FixedSteering(model.steering, params[:k], head=head) for k in ks}
     setup = time.perf_counter() - t0
     sync = torch.cuda.synchronize if dev.type == 'cuda' else (lambda: None)
     times = {k: dict(steered=[], true=[]) for k in ks}
     for _ in range(repeats):
         for k in ks:
             for mode in ('steered', 'true'):
-                sync(); t = time.perf_counter()
+                sync()
+                t = time.perf_counter()
                 if mode == 'steered': _steered_tta(model, fixed[k], x)
                 else: _true_tta(model, aug, head, x, params[:k], batch_size)
-                sync(); times[k][mode].append(time.perf_counter() - t)
+                sync()
+                times[k][mode].append(time.perf_counter() - t)
     med = {k: {m: float(np.median(v)) for m, v in d.items()} for k, d in times.items()}
     return dict(n_images=len(images), repeats=repeats, setup_seconds=setup,
                 by_k={str(k): dict(seconds_steered=m['steered'], seconds_true=m['true'],

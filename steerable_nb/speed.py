@@ -20,7 +20,9 @@ def median_seconds(fn, # called with no arguments
     for _ in range(warmup): fn()
     times = []
     for _ in range(repeats):
-        t = time.perf_counter(); fn(); times.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
     return statistics.median(times)
 
 # %% ../nbs/10_speed.ipynb #94a7f00d
@@ -33,7 +35,9 @@ def augmentation_throughput(name: str = 'color+crop', # augmentation family
     images = torch.rand(batch, channels, size, size, generator=g).to(device)
     params = aug.sample(batch, g).to(device)
     sync = torch.cuda.synchronize if device.startswith('cuda') else (lambda: None)
-    def step(): aug(images, params); sync()
+    def step():
+        aug(images, params)
+        sync()
     return batch / median_seconds(step, repeats)
 
 # %% ../nbs/10_speed.ipynb #60e2f65b

@@ -158,12 +158,14 @@ CHECKPOINT_FORMAT, CHECKPOINT_VERSION = 'steerable_nb.checkpoint', 1
 
 def save_checkpoint(path: str | Path, state: dict) -> Path:
     "Write `state` to `path` atomically (temporary file, fsync, rename)."
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         with open(tmp, 'wb') as f:
             torch.save({'format': CHECKPOINT_FORMAT, 'version': CHECKPOINT_VERSION, **state}, f)
-            f.flush(); os.fsync(f.fileno())
+            f.flush()
+            os.fsync(f.fileno())
         os.replace(tmp, path)
     finally:
         if tmp.exists(): tmp.unlink()
@@ -254,7 +256,10 @@ def train_step(net: nn.Module, opt, sched, images: torch.Tensor, labels: torch.T
     out = net(base, augmented, params, others if cfg.steering != 'none' else None)
     loss, parts = training_loss(out, labels[dev_idx], cfg)
     if torch.isfinite(loss):
-        opt.zero_grad(set_to_none=True); loss.backward(); opt.step(); sched.step()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
     return loss.detach(), parts
 
 # %% ../nbs/05_train.ipynb #671ca514
@@ -340,7 +345,8 @@ def train(cfg: TrainConfig, # the run
     rank, world = _world()
     device = resolve_device(cfg.device)
     if cfg.batch_size % world: raise ValueError(f"batch_size {cfg.batch_size} must divide evenly over {world} processes")
-    out_dir = Path(cfg.out_dir); ck_path = out_dir / 'checkpoint.pt'
+    out_dir = Path(cfg.out_dir)
+    ck_path = out_dir / 'checkpoint.pt'
     ds = load_dataset(cfg.dataset, 'train', root=cfg.data_root, size=cfg.image_size, seed=cfg.split_seed)
     val = load_dataset(cfg.dataset, 'val', root=cfg.data_root, size=cfg.image_size, seed=cfg.split_seed)
     images, labels = (t.to(device) for t in dataset_tensors(ds))
@@ -382,7 +388,8 @@ def train(cfg: TrainConfig, # the run
                         f"the loss became {loss.item()} at epoch {epoch + 1}, step {s + 1}: training stopped. "
                         f"The last good checkpoint ({ck_path}, if one was written) is kept. Try a lower lr "
                         f"(now {cfg.lr}) or a higher temperature (now {cfg.temperature}).")
-                sums['loss'] += loss.item() * len(idx); seen += len(idx)
+                sums['loss'] += loss.item() * len(idx)
+                seen += len(idx)
                 for k, v in parts.items(): sums[k] += v.item() * (1 if k == 'correct' else len(idx))
                 bar.set_postfix(loss=f"{sums['loss'] / seen:.3f}",
                                 **({'acc': f"{sums['correct'] / seen:.3f}"} if cfg.objective == 'supervised' else {}))
@@ -463,7 +470,8 @@ def history_figure(history: list[dict], title: str = 'training'):
 
 def write_history(history: list[dict], out_dir: str | Path, cfg: TrainConfig | None = None) -> Path:
     "Write history.json and curves.html (a self-contained plotly page) to `out_dir`."
-    out_dir = Path(out_dir); out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / 'history.json').write_text(json.dumps(history, indent=1))
     title = f"{cfg.steering} steering, {cfg.objective}, {cfg.dataset}" if cfg else 'training'
     history_figure(history, title).write_html(out_dir / 'curves.html', include_plotlyjs=True)

@@ -105,7 +105,8 @@ def pca_basis(points: torch.Tensor # (n, d) the points to fit
     comps[:n] = vh[:n]
     idx = comps.abs().argmax(1)
     comps *= torch.where(comps.gather(1, idx[:, None]) < 0, -1.0, 1.0)
-    var = torch.zeros(3); var[:n] = (s[:n] ** 2).cpu()
+    var = torch.zeros(3)
+    var[:n] = (s[:n] ** 2).cpu()
     explained = (var / (s.cpu() ** 2).sum().clamp_min(1e-30)).tolist()
     proj = (points - mean) @ comps.T
     return PCABasis(mean, comps, explained, proj.min(0).values.cpu(), proj.max(0).values.cpu())
@@ -181,7 +182,9 @@ class SteeringView:
         cached = self._sweeps.get(key)
         jobs = [] if cached is not None else [(moved, theta)]
         true, steered, augmented, z, s = self._sweep_batch(jobs, extra=theta[None])
-        if cached is None: self._store(key, true[0], steered[0]); cached = (true[0], steered[0])
+        if cached is None:
+            self._store(key, true[0], steered[0])
+            cached = (true[0], steered[0])
         else: self._sweeps.move_to_end(key)
         t, s = z[0], s[0]
         errors = steering_errors(s[None, None], t[None, None], self.z0[None])  # the figures evaluation reports
@@ -570,7 +573,8 @@ def _static_figure(views: list[SteeringView], models: list[SteerableModel], para
     for s, name in enumerate(params):
         j, computed = names.index(name), []
         for g in grid:  # every step of this parameter first: the axes must hold all of them
-            theta = torch.zeros(aug.param_dim); theta[j] = g
+            theta = torch.zeros(aug.param_dim)
+            theta[j] = g
             states = [v.state(theta, j) for v in views]
             computed.append((theta, states, [trace_data(v, st, dims) for v, st in zip(views, states)]))
         axes = {}

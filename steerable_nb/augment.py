@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_augment.ipynb #4c0954fd
 from __future__ import annotations
-import math
+import math, numbers
 from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
@@ -40,7 +40,8 @@ class ParamSpec:
 
 # %% ../nbs/00_augment.ipynb #478130a2
 def check_images(images: torch.Tensor, # (B, C, H, W) float in [0, 1], C ∈ {1, 3}
-                 name: str = 'images'):
+                 name: str = 'images' # what the error messages call the argument
+                ) -> torch.Tensor: # `images` itself
     "Raise a clear error unless `images` is a finite float (B, C, H, W) tensor in [0, 1] with 1 or 3 channels."
     if not isinstance(images, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor of shape (B, C, H, W); got {type(images).__name__}")
@@ -84,16 +85,23 @@ class AugmentationFamily:
 
     def sample(self, n: int, # number of θ rows
                generator: torch.Generator | None = None, # for reproducible draws
-               device=None) -> torch.Tensor: # (n, k), uniform in [-1, 1]
-        "Draw `n` parameter vectors uniformly from [-1, 1]^k."
-        return torch.rand(n, self.param_dim, generator=generator, device=device) * 2 - 1
+               device=None, # where the draw is made (and returned)
+               scale: float = 1.0 # in (0, 1]: θ is drawn from [-scale, scale]^k
+              ) -> torch.Tensor: # (n, k), uniform in [-scale, scale]
+        "Draw `n` parameter vectors θ = scale · U[-1, 1]^k: the one place θ is drawn at random."
+        if isinstance(scale, bool) or not isinstance(scale, numbers.Real) or not 0 < scale <= 1:
+            raise ValueError(f"scale must be a number in (0, 1] (θ is drawn from [-scale, scale]^k); got {scale!r}")
+        theta = torch.rand(n, self.param_dim, generator=generator, device=device) * 2 - 1
+        return theta if scale == 1 else theta * scale
 
-    def identity(self, n: int, device=None) -> torch.Tensor:
+    def identity(self, n: int, # number of θ rows
+                 device=None) -> torch.Tensor: # (n, k) zeros
         "`n` copies of θ = 0, the identity augmentation."
         return torch.zeros(n, self.param_dim, device=device)
 
     def validate(self, params: torch.Tensor, # (B, k)
-                 batch_size: int | None = None) -> torch.Tensor:
+                 batch_size: int | None = None # when given, the number of rows `params` must have
+                ) -> torch.Tensor: # `params` itself
         "Return `params` if it is a finite float (B, k) tensor inside [-1, 1]; otherwise raise a clear error."
         k, names = self.param_dim, ', '.join(self.param_names)
         if not isinstance(params, torch.Tensor):
@@ -147,14 +155,18 @@ class AugmentationFamily:
 class Brightness(AugmentationFamily):
     "Multiply intensities by `max_factor**θ`."
     name = 'brightness'
-    def __init__(self, max_factor: float = 1.4): self.specs = (ParamSpec('brightness', max_factor),)
+    def __init__(self, max_factor: float = 1.4): # the factor lies in [1/max_factor, max_factor]
+        self.specs = (ParamSpec('brightness', max_factor),)
+
     def apply(self, images, params):
         return KE.adjust_brightness_accumulative(images, self.specs[0].raw(params[:, 0]))
 
 class Contrast(AugmentationFamily):
     "Blend with the mean grey level: contrast factor `max_factor**θ`."
     name = 'contrast'
-    def __init__(self, max_factor: float = 1.4): self.specs = (ParamSpec('contrast', max_factor),)
+    def __init__(self, max_factor: float = 1.4): # the factor lies in [1/max_factor, max_factor]
+        self.specs = (ParamSpec('contrast', max_factor),)
+
     def apply(self, images, params):
         return KE.adjust_contrast_with_mean_subtraction(images, self.specs[0].raw(params[:, 0]))
 
@@ -162,7 +174,9 @@ class Saturation(AugmentationFamily):
     "Blend with the grey image: saturation factor `max_factor**θ` (inert on 1-channel images)."
     name = 'saturation'
     colour_only = ('saturation',)
-    def __init__(self, max_factor: float = 1.4): self.specs = (ParamSpec('saturation', max_factor),)
+    def __init__(self, max_factor: float = 1.4): # the factor lies in [1/max_factor, max_factor]
+        self.specs = (ParamSpec('saturation', max_factor),)
+
     def apply(self, images, params):
         if images.shape[1] == 1: return images
         return KE.adjust_saturation_with_gray_subtraction(images, self.specs[0].raw(params[:, 0]))
@@ -171,7 +185,9 @@ class Hue(AugmentationFamily):
     "Rotate hue by `max_shift*θ` turns (inert on 1-channel images)."
     name = 'hue'
     colour_only = ('hue',)
-    def __init__(self, max_shift: float = 0.1): self.specs = (ParamSpec('hue', max_shift, 'linear', ' turn'),)
+    def __init__(self, max_shift: float = 0.1): # the shift lies in [-max_shift, max_shift] turns
+        self.specs = (ParamSpec('hue', max_shift, 'linear', ' turn'),)
+
     def apply(self, images, params):
         if images.shape[1] == 1: return images
         return KE.adjust_hue(images, 2 * math.pi * self.specs[0].raw(params[:, 0]))
@@ -184,17 +200,20 @@ def _aspect_fix(images: torch.Tensor) -> torch.Tensor:
 
 class GeometricFamily(AugmentationFamily):
     "An augmentation that resamples the image through a per-sample affine map."
-    def __init__(self, padding_mode: str = 'zeros'): self.padding_mode = padding_mode
+    def __init__(self, padding_mode: str = 'zeros'): # `grid_sample`'s: 'zeros', 'border' or 'reflection'
+        self.padding_mode = padding_mode
 
     def affine(self, images: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
         "(B, 3, 3) map from output to input locations, in `affine_grid`'s normalised coordinates."
         raise NotImplementedError
 
-    def apply(self, images, params): return warp(images, self.affine(images, params), self.padding_mode)
+    def apply(self, images, params):
+        return warp(images, self.affine(images, params), self.padding_mode)
 
 def warp(images: torch.Tensor, # (B, C, H, W)
          affine: torch.Tensor, # (B, 3, 3) output → input, normalised coordinates
-         padding_mode: str = 'zeros') -> torch.Tensor:
+         padding_mode: str = 'zeros' # what the grid reads outside the image
+        ) -> torch.Tensor: # (B, C, H, W), clamped to [0, 1]
     "Resample `images` through `affine` with bilinear interpolation."
     grid = F.affine_grid(affine[:, :2], list(images.shape), align_corners=False)
     return F.grid_sample(images, grid, mode='bilinear', padding_mode=padding_mode, align_corners=False).clamp(0, 1)
@@ -205,7 +224,7 @@ class Crop(GeometricFamily):
     def __init__(self, max_shift: float = 0.25, # largest centre shift, as a fraction of the image side
                  max_area: float = 2.5, # box area relative to the image lies in [1/max_area, max_area]
                  max_aspect: float = 4 / 3, # aspect ratio (width/height) lies in [1/max_aspect, max_aspect]
-                 padding_mode: str = 'zeros'):
+                 padding_mode: str = 'zeros'): # what the box reads outside the image
         super().__init__(padding_mode)
         self.specs = (ParamSpec('crop_x', max_shift, 'linear'), ParamSpec('crop_y', max_shift, 'linear'),
                       ParamSpec('crop_scale', max_area), ParamSpec('crop_aspect', max_aspect))
@@ -221,7 +240,8 @@ class Crop(GeometricFamily):
 class Rotation(GeometricFamily):
     "Rotate about the image centre by `max_degrees*θ` degrees (counter-clockwise for positive θ)."
     name = 'rotation'
-    def __init__(self, max_degrees: float = 30.0, padding_mode: str = 'zeros'):
+    def __init__(self, max_degrees: float = 30.0, # the angle lies in [-max_degrees, max_degrees]
+                 padding_mode: str = 'zeros'): # what the corners read outside the image
         super().__init__(padding_mode)
         self.specs = (ParamSpec('angle', max_degrees, 'linear', '°'),)
 
@@ -236,7 +256,8 @@ class Rotation(GeometricFamily):
 class Translation(GeometricFamily):
     "Shift the image by (`translate_x`, `translate_y`) fractions of its side."
     name = 'translation'
-    def __init__(self, max_shift: float = 0.2, padding_mode: str = 'zeros'):
+    def __init__(self, max_shift: float = 0.2, # each shift lies in [-max_shift, max_shift] image sides
+                 padding_mode: str = 'zeros'): # what is read outside the image
         super().__init__(padding_mode)
         self.specs = (ParamSpec('translate_x', max_shift, 'linear'), ParamSpec('translate_y', max_shift, 'linear'))
 
@@ -249,7 +270,8 @@ class Translation(GeometricFamily):
 # %% ../nbs/00_augment.ipynb #f692d5c5
 class Compose(AugmentationFamily):
     "Apply several families in order; θ is their parameters concatenated."
-    def __init__(self, *families: AugmentationFamily, name: str | None = None):
+    def __init__(self, *families: AugmentationFamily, # applied in this order
+                 name: str | None = None): # None: the families' names joined by '+'
         self.families = families
         self.name = name or '+'.join(f.name for f in families)
         self.specs = tuple(s for f in families for s in f.specs)
@@ -295,7 +317,9 @@ def to_uint8_rgb(images: torch.Tensor # (B, C, H, W) in [0, 1], C ∈ {1, 3}
     if images.shape[1] == 1: images = images.expand(-1, 3, -1, -1)
     return (images * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
 
-def sweep_params(aug: AugmentationFamily, steps: int = 7) -> torch.Tensor: # (k*steps, k)
+def sweep_params(aug: AugmentationFamily, # the family whose θ is swept
+                 steps: int = 7 # values per parameter, evenly spaced from -1 to 1
+                ) -> torch.Tensor: # (k*steps, k)
     "θ rows that move one parameter at a time from -1 to 1, the others at 0."
     grid = torch.linspace(-1, 1, steps)
     params = torch.zeros(aug.param_dim, steps, aug.param_dim)
@@ -305,7 +329,7 @@ def sweep_params(aug: AugmentationFamily, steps: int = 7) -> torch.Tensor: # (k*
 def sweep_figure(aug: AugmentationFamily, # the family to show
                  image: torch.Tensor, # (C, H, W) in [0, 1]
                  steps: int = 7, # panels per parameter, θ from -1 to 1
-                 title: str | None = None):
+                 title: str | None = None): # None: says what the rows and columns are
     "A plotly figure of `aug` sweeping each parameter over [-1, 1] on `image`."
     from plotly.subplots import make_subplots
     import plotly.graph_objects as go

@@ -4,59 +4,51 @@
 
 # %% ../nbs/06_evaluate.ipynb #4bcc0c8f
 from __future__ import annotations
-import math, time
+import functools, math
 from dataclasses import dataclass
 import numpy as np
 import torch
 from torch import nn
+from torch.utils.benchmark import Timer
 from tqdm.auto import tqdm
-from .augment import check_images, Compose
+from .augment import AugmentationFamily, Compose
 from .data import CORRUPTIONS, SEVERITIES, corrupt_dataset, dataset_tensors
-from .steering import SteeringMap, FixedSteering, steering_errors, retrieval_scores
+from .steering import FixedSteering, steering_errors, retrieval_scores
+from .model import SteerableModel
 
 # %% auto #0
-__all__ = ['ADDITIVE_PARAMS', 'PROBE_CS', 'check_model_inputs', 'embed', 'EquivariancePairs', 'family_slices', 'active_mask',
-           'embed_augmented', 'equivariance_pairs', 'identity_steering', 'steer_pairs', 'score_steering',
-           'cross_image_scores', 'fit_linear_steering', 'theta_r2', 'composition_error', 'equivariance_report',
-           'parameter_visibility', 'linear_probe', 'probe_transfer', 'classifier_head', 'accuracy',
-           'corruption_accuracy', 'tta_params', 'tta_logits', 'tta_accuracy', 'tta_summary', 'tta_timing', 'ood_scores',
-           'ood_metrics', 'aggregate', 'fmt_stat']
+__all__ = ['ADDITIVE_PARAMS', 'PROBE_CS', 'check_model_inputs', 'with_model_augmentation', 'embed', 'EquivariancePairs',
+           'family_slices', 'active_mask', 'embed_augmented', 'equivariance_pairs', 'identity_steering', 'steer_pairs',
+           'score_steering', 'cross_image_scores', 'fit_linear_steering', 'theta_r2', 'composition_error',
+           'equivariance_report', 'parameter_visibility', 'linear_probe', 'probe_transfer', 'classifier_head',
+           'accuracy', 'corruption_accuracy', 'tta_params', 'tta_logits', 'tta_accuracy', 'tta_summary', 'tta_timing',
+           'ood_scores', 'ood_metrics', 'aggregate', 'fmt_stat']
 
 # %% ../nbs/06_evaluate.ipynb #42fcd98d
-def _meta(model) -> dict:
-    return getattr(model, 'meta', None) or {}
-
-def check_model_inputs(model: nn.Module, # a SteerableModel (encoder, steering, head)
-                       aug=None, # the augmentation family g_θ, if the evaluation uses one
+def check_model_inputs(model: SteerableModel, # a SteerableModel (its spec says what it takes)
+                       aug=None, # an augmentation override to check against the steering map (None: none used)
                        images: torch.Tensor | None = None, # (N, C, H, W) in [0, 1]
                        name: str = 'images'):
-    "Raise a clear error if `images` or `aug` do not fit `model` (channels, image size, θ dimension) or are empty."
-    meta = _meta(model)
-    if aug is not None:
-        k = model.steering.param_dim
-        if aug.param_dim != k:
-            raise ValueError(f"augmentation '{aug.name}' has {aug.param_dim} parameters ({', '.join(aug.param_names)}) "
-                             f"but the model's steering map takes θ of dimension {k}"
-                             + (f" ({', '.join(meta['param_names'])})" if 'param_names' in meta else ''))
-        if 'param_names' in meta and tuple(meta['param_names']) != tuple(aug.param_names):
-            raise ValueError(f"augmentation '{aug.name}' has parameters ({', '.join(aug.param_names)}) but the model "
-                             f"was trained with ({', '.join(meta['param_names'])})")
-    if images is None: return
-    if isinstance(images, torch.Tensor) and images.ndim == 4 and len(images) == 0:
-        raise ValueError(f"{name} is empty: need at least one image")
-    check_images(images, name)
-    channels = meta.get('channels', getattr(model.encoder, 'in_channels', None))
-    if channels is not None and images.shape[1] != channels:
-        raise ValueError(f"{name} have {images.shape[1]} channels but the model was trained on {channels}-channel images")
-    if 'image_size' in meta and tuple(images.shape[-2:]) != tuple(meta['image_size']):
-        raise ValueError(f"{name} are {tuple(images.shape[-2:])} pixels but the model was trained on "
-                         f"{tuple(meta['image_size'])}; load the data with size={tuple(meta['image_size'])}")
+    "Raise a clear error if `images` or `aug` do not fit `model`: `model.check_images` and `model.augmentation_for`."
+    if aug is not None: model.augmentation_for(aug)
+    if images is not None: model.check_images(images, name)
+
+def with_model_augmentation(fn):
+    "Let `fn(model, images, ..., aug=None)` default to the model's augmentation; the old order `fn(model, aug, images)` works."
+    @functools.wraps(fn)
+    def wrapper(model, *args, **kwargs):
+        if args and isinstance(args[0], (AugmentationFamily, str)):  # the older order: (model, aug, images, ...)
+            if 'aug' in kwargs: raise TypeError(f"{fn.__name__} got the augmentation twice")
+            kwargs['aug'], args = args[0], args[1:]
+        kwargs['aug'] = model.augmentation_for(kwargs.get('aug'))
+        return fn(model, *args, **kwargs)
+    return wrapper
 
 @torch.no_grad()
-def embed(model: nn.Module, images: torch.Tensor, # (N, C, H, W) in [0, 1]
+def embed(model: SteerableModel, images: torch.Tensor, # (N, C, H, W) in [0, 1]
           batch_size: int = 512) -> torch.Tensor: # (N, d)
     "f(x) for all `images`, in eval mode and in chunks; a clear error if any embedding is NaN or infinite."
-    check_model_inputs(model, images=images)
+    model.check_images(images)
     was = model.training
     model.eval()
     dev = next(model.parameters()).device
@@ -95,43 +87,53 @@ def active_mask(aug, channels: int) -> torch.Tensor: # (k,) bool
     inert = set(aug.inert_params(channels))
     return torch.tensor([n not in inert for n in aug.param_names])
 
-@torch.no_grad()
-def embed_augmented(model: nn.Module, aug, images: torch.Tensor, # (N, C, H, W)
-                    params: torch.Tensor, # (N, K, k): K θ per image
-                    batch_size: int = 1024) -> torch.Tensor: # (N, K, d)
-    "f(g_θ x) for every image under each of its K parameter vectors, in chunks of `batch_size` augmented images."
+def _augmented_embeddings(model, aug, images, params, batch_size):
+    "f(g_θ x) for (N, K, k) θ, in chunks of augmented images, unchecked: the one path true TTA and the pairs share."
     N, K, k = params.shape
     dev = next(model.parameters()).device
     flat, out = params.reshape(N * K, k), []
-    model.eval()
     for s in range(0, N * K, batch_size):
         idx = torch.arange(s, min(s + batch_size, N * K))
         x = images[idx // K].to(dev)
         out.append(model.embed(aug.apply(x, flat[idx].to(dev, x.dtype))))
-    true = torch.cat(out).view(N, K, -1)
+    return torch.cat(out).view(N, K, -1)
+
+@with_model_augmentation
+@torch.no_grad()
+def embed_augmented(model: SteerableModel, images: torch.Tensor, # (N, C, H, W)
+                    params: torch.Tensor, # (N, K, k): K θ per image
+                    batch_size: int = 1024,
+                    aug: AugmentationFamily | str | None = None, # the augmentation family (None: the model's own)
+                    ) -> torch.Tensor: # (N, K, d)
+    "f(g_θ x) for every image under each of its K parameter vectors, in chunks of `batch_size` augmented images."
+    model.check_images(images)
+    model.eval()
+    true = _augmented_embeddings(model, aug, images, params, batch_size)
     _check_finite(true, 'augmented embeddings')
     return true
 
-def equivariance_pairs(model: nn.Module, aug, images: torch.Tensor, # (N, C, H, W) held-out images
+@with_model_augmentation
+def equivariance_pairs(model: SteerableModel, images: torch.Tensor, # (N, C, H, W) held-out images
                        k: int = 16, # K, candidates per image
                        seed: int = 0, # seeds the candidates
                        scale: float = 1.0, # multiply θ by this (for errors as a function of ‖θ‖)
                        active: torch.Tensor | None = None, # (k,) bool: coordinates allowed to be non-zero
                        batch_size: int = 1024,
-                       params: torch.Tensor | None = None, # (N, K, k) given candidates instead of seeded draws
-                      ) -> EquivariancePairs:
+                       params: torch.Tensor | None = None, # (N, K, k) given candidates instead of seeded draws,
+                       aug: AugmentationFamily | str | None = None, # the augmentation family (None: the model's own)
+                       ) -> EquivariancePairs:
     "Draw K candidate θ per image (or take `params`) and embed every augmented image once."
-    check_model_inputs(model, aug, images)
+    model.check_images(images)
     if params is None:
         if int(k) < 1: raise ValueError(f"k (candidates per image) must be at least 1; got {k}")
         g = torch.Generator().manual_seed(seed)
-        params = aug.sample(len(images) * int(k), generator=g).view(len(images), int(k), -1) * scale
+        params = aug.sample(len(images) * int(k), generator=g, scale=scale).view(len(images), int(k), -1)
         if active is not None: params = params * active.to(params.dtype)
     elif params.ndim != 3 or params.shape[0] != len(images):
         raise ValueError(f"params must be (N, K, {aug.param_dim}) with N = {len(images)} images; got {tuple(params.shape)}")
     params = aug.validate(params.reshape(-1, aug.param_dim)).view(len(images), params.shape[1], -1)
     z = embed(model, images, batch_size)
-    return EquivariancePairs(params, z, embed_augmented(model, aug, images, params, batch_size).to(z.device))
+    return EquivariancePairs(params, z, embed_augmented(model, images, params, batch_size, aug=aug).to(z.device))
 
 def identity_steering(z: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
     "M(θ) = I: what an invariant model predicts for every θ."
@@ -152,18 +154,21 @@ def score_steering(pairs: EquivariancePairs, steering=identity_steering,
     _check_finite(steered, 'steered embeddings')
     return dict(**steering_errors(steered, pairs.true, pairs.z), **retrieval_scores(steered, pairs.true, metric=metric))
 
+@with_model_augmentation
 @torch.no_grad()
-def cross_image_scores(model: nn.Module, aug, images: torch.Tensor, # (N, C, H, W) held-out images, N ≥ 2
+def cross_image_scores(model: SteerableModel, images: torch.Tensor, # (N, C, H, W) held-out images, N ≥ 2
                        k: int = 8, # number of fixed θ, each shared by every image
                        seed: int = 0, steering=None, # default: the model's own map
-                       active: torch.Tensor | None = None, batch_size: int = 1024) -> dict[str, float]:
+                       active: torch.Tensor | None = None, batch_size: int = 1024,
+                       aug: AugmentationFamily | str | None = None, # the augmentation family (None: the model's own)
+                       ) -> dict[str, float]:
     "At each of `k` fixed θ: does M(θ)f(xᵢ) retrieve f(g_θxᵢ) among the f(g_θxⱼ) of the other images? (chance 1/N)"
-    check_model_inputs(model, aug, images)
+    model.check_images(images)
     if len(images) < 2: raise ValueError(f"cross_image_scores needs at least 2 images; got {len(images)}")
     params = aug.sample(int(k), generator=torch.Generator().manual_seed(seed))
     if active is not None: params = params * active.to(params.dtype)
-    pairs = equivariance_pairs(model, aug, images, params=params[None].expand(len(images), -1, -1),
-                               batch_size=batch_size)
+    pairs = equivariance_pairs(model, images, params=params[None].expand(len(images), -1, -1), batch_size=batch_size,
+                               aug=aug)
     steered = steer_pairs(pairs, steering or model.steering)
     return retrieval_scores(steered.transpose(0, 1), pairs.true.transpose(0, 1))  # (K, N, d): candidates are images
 
@@ -208,17 +213,20 @@ def theta_r2(pairs: EquivariancePairs,
 # %% ../nbs/06_evaluate.ipynb #6af5a37e
 ADDITIVE_PARAMS = ('brightness', 'contrast', 'saturation', 'hue', 'angle', 'translate_x', 'translate_y')
 
+@with_model_augmentation
 @torch.no_grad()
-def composition_error(model: nn.Module, aug, images: torch.Tensor, # (N, C, H, W) held-out images
+def composition_error(model: SteerableModel, images: torch.Tensor, # (N, C, H, W) held-out images
                       steering=None, # default: the model's own map
-                      seed: int = 0, batch_size: int = 1024) -> dict[str, float] | None:
+                      seed: int = 0, batch_size: int = 1024,
+                      aug: AugmentationFamily | str | None = None, # the augmentation family (None: the model's own)
+                      ) -> dict[str, float] | None:
     "Two-step and one-step steering error against f(g_θ1 g_θ2 x), relative to the displacement; None if no θ composes."
-    check_model_inputs(model, aug, images)
+    model.check_images(images)
     steering = steering or model.steering
     cols = active_mask(aug, images.shape[1]) & torch.tensor([n in ADDITIVE_PARAMS for n in aug.param_names])
     if not cols.any(): return None
     g = torch.Generator().manual_seed(seed)
-    t1, t2 = ((torch.rand(2, len(images), aug.param_dim, generator=g) - 0.5) * cols).unbind(0)
+    t1, t2 = (aug.sample(2 * len(images), generator=g, scale=0.5).view(2, len(images), -1) * cols).unbind(0)
     dev = next(model.parameters()).device
     z = embed(model, images, batch_size)
     target = torch.cat([model.embed(aug.apply(aug.apply(x.to(dev), a.to(dev)), b.to(dev)))
@@ -231,21 +239,25 @@ def composition_error(model: nn.Module, aug, images: torch.Tensor, # (N, C, H, W
                 params=[n for n, c in zip(aug.param_names, cols) if c])
 
 # %% ../nbs/06_evaluate.ipynb #f5df585d
-def equivariance_report(model: nn.Module, aug, images: torch.Tensor, # (N, C, H, W) held-out images
+@with_model_augmentation
+def equivariance_report(model: SteerableModel, images: torch.Tensor, # (N, C, H, W) held-out images
                         fit_images: torch.Tensor | None = None, # other images, to fit the post-hoc linear map
                         k: int = 16, # candidates per image (Hit@1 chance = 1/k)
                         scales=(0.25, 0.5, 0.75, 1.0), # θ scales for the error-vs-‖θ‖ curve
-                        seed: int = 0, batch_size: int = 1024) -> dict:
-    "Every equivariance metric of `model` on `images`: overall, M = I, post-hoc, per family, vs ‖θ‖, R², composition, cross-image, visibility."
-    check_model_inputs(model, aug, images)
-    if fit_images is not None: check_model_inputs(model, aug, fit_images, 'fit_images')
+                        seed: int = 0, batch_size: int = 1024,
+                        aug: AugmentationFamily | str | None = None, # the augmentation family (None: the model's own)
+                        ) -> dict:
+    "Every equivariance metric on `images`: overall, M = I, post-hoc, per family, vs ‖θ‖, R², composition, cross-image, visibility."
+    model.check_images(images)
+    if fit_images is not None: model.check_images(fit_images, 'fit_images')
     act = active_mask(aug, images.shape[1])
-    pairs = equivariance_pairs(model, aug, images, k, seed, batch_size=batch_size)
+    pairs = equivariance_pairs(model, images, k, seed, batch_size=batch_size, aug=aug)
     out = dict(k=int(k), **score_steering(pairs, model.steering))
     out['identity'] = score_steering(pairs, identity_steering)
     out['r2'] = theta_r2(pairs, act, seed)
     if fit_images is not None:
-        fitted = fit_linear_steering(equivariance_pairs(model, aug, fit_images, max(2, k // 2), seed + 1, batch_size=batch_size))
+        fit_pairs = equivariance_pairs(model, fit_images, max(2, k // 2), seed + 1, batch_size=batch_size, aug=aug)
+        fitted = fit_linear_steering(fit_pairs)
         out['post_hoc'] = score_steering(pairs, fitted)
     out['per_family'] = {}
     half = images[:max(1, (len(images) + 1) // 2)]  # the breakdowns use half the images
@@ -253,27 +265,32 @@ def equivariance_report(model: nn.Module, aug, images: torch.Tensor, # (N, C, H,
         fam = torch.zeros(aug.param_dim, dtype=torch.bool)
         fam[sl] = True
         if not (fam & act).any(): continue
-        p = equivariance_pairs(model, aug, half, k, seed + 2, active=fam & act, batch_size=batch_size)
+        p = equivariance_pairs(model, half, k, seed + 2, active=fam & act, batch_size=batch_size, aug=aug)
         out['per_family'][name] = score_steering(p, model.steering)
     out['by_norm'] = []
     for s in scales:
-        p = equivariance_pairs(model, aug, half, max(2, k // 2), seed + 3, scale=s, active=act, batch_size=batch_size)
+        p = equivariance_pairs(model, half, max(2, k // 2), seed + 3, scale=s, active=act, batch_size=batch_size,
+                               aug=aug)
         out['by_norm'].append(dict(scale=float(s), theta_norm=p.params.norm(dim=-1).mean().item(),
                                    **score_steering(p, model.steering)))
-    out['composition'] = composition_error(model, aug, images, seed=seed + 4, batch_size=batch_size)
-    out['cross_image'] = cross_image_scores(model, aug, half, max(2, k // 2), seed + 5, active=act, batch_size=batch_size)
-    out['visibility'] = parameter_visibility(model, aug, half, batch_size)
+    out['composition'] = composition_error(model, images, seed=seed + 4, batch_size=batch_size, aug=aug)
+    out['cross_image'] = cross_image_scores(model, half, max(2, k // 2), seed + 5, active=act, batch_size=batch_size,
+                                            aug=aug)
+    out['visibility'] = parameter_visibility(model, half, batch_size, aug=aug)
     return out
 
+@with_model_augmentation
 @torch.no_grad()
-def parameter_visibility(model: nn.Module, aug, images: torch.Tensor, # (N, C, H, W) held-out images
-                         batch_size: int = 1024) -> dict[str, float]:
+def parameter_visibility(model: SteerableModel, images: torch.Tensor, # (N, C, H, W) held-out images
+                         batch_size: int = 1024,
+                         aug: AugmentationFamily | str | None = None, # the augmentation family (None: the model's own)
+                         ) -> dict[str, float]:
     "Per active θ coordinate: mean ‖f(g_θx) − f(x)‖ / ‖f(x)‖ with that coordinate at ±1 and the others 0."
-    check_model_inputs(model, aug, images)
+    model.check_images(images)
     act, names = active_mask(aug, images.shape[1]), aug.param_names
     steps = torch.cat([torch.eye(aug.param_dim), -torch.eye(aug.param_dim)])[torch.cat([act, act])]  # (2a, k)
     z = embed(model, images, batch_size)
-    true = embed_augmented(model, aug, images, steps[None].expand(len(images), -1, -1), batch_size)
+    true = embed_augmented(model, images, steps[None].expand(len(images), -1, -1), batch_size, aug=aug)
     moved = ((true - z[:, None]).norm(dim=-1) / z.norm(dim=-1, keepdim=True).clamp_min(1e-12)).mean(0)  # (2a,)
     per = moved.view(2, -1).mean(0)  # +1 and -1 averaged
     return {n: float(v) for n, v in zip([n for n, a in zip(names, act) if a], per)}
@@ -357,7 +374,7 @@ def corruption_accuracy(model: nn.Module, ds, # a test set (ImageDataset); use t
     "Accuracy on every (corruption, severity) of `ds`: the mean, per corruption, per severity, and the full table."
     if len(ds) == 0: raise ValueError("the test set for corruption_accuracy is empty")
     if not corruptions or not severities: raise ValueError("corruptions and severities must not be empty")
-    check_model_inputs(model, images=ds.images, name='the test images')
+    model.check_images(ds.images, 'the test images')
     table = {}
     for c in tqdm(corruptions, desc='corruptions', disable=not progress, leave=False):
         table[c] = {}
@@ -376,31 +393,38 @@ def tta_params(aug, k: int = 64, # K, the number of augmentations
     "The fixed θ set of test-time augmentation: the identity, then K-1 seeded draws."
     if int(k) < 1: raise ValueError(f"K (the number of test-time augmentations) must be at least 1; got {k}")
     g = torch.Generator().manual_seed(seed)
-    p = aug.sample(int(k), generator=g) * scale
+    p = aug.sample(int(k), generator=g, scale=scale)
     p[0] = 0
     return p
 
+def _tta_logits(model, aug, head, images, params, mode: str, batch_size: int, fixed=None) -> torch.Tensor:
+    "(N, K, C) TTA logits, unchecked: 'steered' (one encoder pass, K cached matrices) or 'true' (K encoder passes)."
+    if mode == 'steered':
+        fixed = fixed if fixed is not None else FixedSteering(model.steering, params, head=head)
+        dev = next(model.parameters()).device
+        return fixed.logits(torch.cat([model.embed(x.to(dev)) for x in images.split(batch_size)]))
+    if mode != 'true': raise ValueError(f"mode must be 'steered' or 'true'; got {mode!r}")
+    return head(_augmented_embeddings(model, aug, images, params[None].expand(len(images), -1, -1), batch_size))
+
+@with_model_augmentation
 @torch.no_grad()
-def tta_logits(model: nn.Module, aug, images: torch.Tensor, # (N, C, H, W)
+def tta_logits(model: SteerableModel, images: torch.Tensor, # (N, C, H, W)
                params: torch.Tensor, # (K, k) the fixed θ set
                mode: str = 'steered', # 'steered' (one encoder pass, K cached matrices) or 'true' (K encoder passes)
                head: nn.Linear | None = None, # the classifier (default: the model's)
                batch_size: int = 1024, # images (true: augmented images) per encoder pass
-               steering: FixedSteering | None = None # cached matrices, to reuse across calls
+               steering: FixedSteering | None = None, # cached matrices, to reuse across calls
+               aug: AugmentationFamily | str | None = None, # the augmentation family (None: the model's own)
               ) -> torch.Tensor: # (N, K, C)
     "Logits of every image under each of the K augmentations, steered or true."
-    check_model_inputs(model, aug, images)
+    model.check_images(images)
     if params.ndim != 2 or len(params) == 0:
         raise ValueError(f"params must be a non-empty (K, {aug.param_dim}) tensor; got {tuple(params.shape)}")
     head = head if head is not None else classifier_head(model)
-    if mode == 'steered':
-        fixed = steering if steering is not None else FixedSteering(model.steering, params, head=head)
-        return fixed.logits(embed(model, images, batch_size))
-    if mode != 'true': raise ValueError(f"mode must be 'steered' or 'true'; got {mode!r}")
-    K = len(params)
-    p = params[None].expand(len(images), -1, -1)
-    z = embed_augmented(model, aug, images, p, batch_size)  # (N, K, d)
-    return head(z)
+    model.eval()
+    logits = _tta_logits(model, aug, head, images, aug.validate(params), mode, batch_size, steering)
+    _check_finite(logits, 'TTA logits')
+    return logits
 
 def tta_accuracy(logits: torch.Tensor, # (N, K, C)
                  labels: torch.Tensor, ks=(1, 4, 16, 64)) -> dict[int, float]:
@@ -430,49 +454,37 @@ def tta_summary(plain: torch.Tensor, # (N, C) logits without TTA
                 kl_true_none=kl(plain.double().softmax(-1)))
 
 # %% ../nbs/06_evaluate.ipynb #57c56c85
-def _true_tta(model, aug, head, x, params, batch_size):
-    "Mean-softmax prediction of true TTA: K encoder passes (no checks: they are done once, outside the timing)."
-    K, B = len(params), len(x)
-    reps, theta = x.repeat(K, 1, 1, 1), params.repeat_interleave(B, 0)
-    logits = torch.cat([head(model.embed(aug.apply(reps[i:i + batch_size], theta[i:i + batch_size])))
-                        for i in range(0, K * B, batch_size)])
-    return logits.view(K, B, -1).softmax(-1).mean(0).argmax(1)
-
-def _steered_tta(model, fixed, x):
-    "Mean-softmax prediction of steered TTA: one encoder pass, then the folded (d, K·C) product."
-    return fixed.logits(model.embed(x)).softmax(-1).mean(1).argmax(1)
-
+@with_model_augmentation
 @torch.inference_mode()
-def tta_timing(model: nn.Module, aug, images: torch.Tensor, # (N, C, H, W): one batch
+def tta_timing(model: SteerableModel, images: torch.Tensor, # (N, C, H, W): one batch
                params: torch.Tensor, # (K, k)
                ks=(1, 4, 16, 64), # K' values to time (≤ K); the first K' rows of params
-               head: nn.Linear | None = None, repeats: int = 3, batch_size: int = 1024) -> dict:
-    "Median wall time of steered and true TTA on `images` for each K', measured interleaved; speed-up = true / steered."
-    check_model_inputs(model, aug, images)
+               head: nn.Linear | None = None, # the classifier (default: the model's)
+               repeats: int = 3, # timed calls per K' and mode (medians are reported)
+               batch_size: int = 1024,
+               aug: AugmentationFamily | str | None = None, # the augmentation family (None: the model's own)
+               ) -> dict:
+    "Median wall time of steered and true TTA predictions on `images` for each K', interleaved; speed-up = true / steered."
+    model.check_images(images)
     head = head if head is not None else classifier_head(model)
     ks = [int(k) for k in ks if k <= len(params)]
     if not ks: raise ValueError(f"no K in ks is ≤ the {len(params)} parameter rows given")
     dev = next(model.parameters()).device
     x, params = images.to(dev), aug.validate(params).to(dev, images.dtype)
     model.eval()
-    t0 = time.perf_counter()
+    setup = Timer('f()', globals=dict(f=lambda: FixedSteering(model.steering, params[:max(ks)], head=head)))
     fixed = {k: FixedSteering(model.steering, params[:k], head=head) for k in ks}
-    setup = time.perf_counter() - t0
-    sync = torch.cuda.synchronize if dev.type == 'cuda' else (lambda: None)
+    predict = lambda k, mode: _tta_logits(model, aug, head, x, params[:k], mode, batch_size, fixed[k]).softmax(-1) \
+        .mean(1).argmax(1)
     times = {k: dict(steered=[], true=[]) for k in ks}
-    for _ in range(repeats):
+    for _ in range(repeats):  # interleaved, so that a busy machine slows both alike
         for k in ks:
             for mode in ('steered', 'true'):
-                sync()
-                t = time.perf_counter()
-                if mode == 'steered': _steered_tta(model, fixed[k], x)
-                else: _true_tta(model, aug, head, x, params[:k], batch_size)
-                sync()
-                times[k][mode].append(time.perf_counter() - t)
+                times[k][mode].append(Timer('f()', globals=dict(f=lambda: predict(k, mode))).timeit(1).median)
     med = {k: {m: float(np.median(v)) for m, v in d.items()} for k, d in times.items()}
-    return dict(n_images=len(images), repeats=repeats, setup_seconds=setup,
+    return dict(n_images=len(images), repeats=repeats, setup_seconds=setup.timeit(1).median,
                 by_k={str(k): dict(seconds_steered=m['steered'], seconds_true=m['true'],
-                                    speedup=m['true'] / max(m['steered'], 1e-12)) for k, m in med.items()})
+                                   speedup=m['true'] / max(m['steered'], 1e-12)) for k, m in med.items()})
 
 # %% ../nbs/06_evaluate.ipynb #ecef575d
 def _tta_scores(logits: torch.Tensor, prefix: str) -> dict[str, torch.Tensor]:

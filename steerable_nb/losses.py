@@ -7,9 +7,12 @@ from __future__ import annotations
 import math
 import torch
 import torch.nn.functional as F
+from .steering import Registry
 
 # %% auto #0
-__all__ = ['info_nce', 'equivariance_loss', 'steering_regression', 'regression_denominator', 'supervised_loss', 'nt_xent']
+__all__ = ['EQUIVARIANCE_REGISTRY', 'EQUIVARIANCE_LOSSES', 'info_nce', 'EquivarianceLoss', 'register_equivariance_loss',
+           'InfoNCELoss', 'CosineLoss', 'NormalisedMSELoss', 'equivariance_loss', 'steering_regression',
+           'regression_denominator', 'supervised_loss', 'nt_xent']
 
 # %% ../nbs/04_losses.ipynb #384a4d6a
 def _unit(x: torch.Tensor) -> torch.Tensor: return F.normalize(x.float(), dim=-1, eps=1e-6)
@@ -17,10 +20,10 @@ def _unit(x: torch.Tensor) -> torch.Tensor: return F.normalize(x.float(), dim=-1
 def info_nce(pred: torch.Tensor, # (B, d) M(θ_i) f(x_i)
              target: torch.Tensor, # (B, d) f(g_θi x_i)
              other_theta: torch.Tensor | None = None, # (B, m, d) M(θ_j) f(x_i) for m other θ
-             temperature: float = 0.1,
+             temperature: float = 0.1, # softmax temperature of the cosine logits
              all_pred: torch.Tensor | None = None, # (N, d) candidates from every process (distributed), pred included
              offset: int = 0, # index of pred[0] within all_pred
-            ) -> torch.Tensor:
+            ) -> torch.Tensor: # a scalar
     "InfoNCE: each target's positive is its own prediction; negatives are other images' and other θ's predictions."
     p, t = _unit(pred), _unit(target)
     cand = p if all_pred is None else _unit(all_pred)
@@ -30,18 +33,50 @@ def info_nce(pred: torch.Tensor, # (B, d) M(θ_i) f(x_i)
     labels = torch.arange(len(p), device=p.device) + offset
     return F.cross_entropy(logits / temperature, labels)
 
+# %% ../nbs/04_losses.ipynb #b251f571
+class EquivarianceLoss:
+    "One form of L_equiv(pred, target); a new form is a subclass registered with `register_equivariance_loss`."
+    name: str  # the registered name, set by `register_equivariance_loss`
+
+    def __call__(self, pred: torch.Tensor, # (B, d) steered embeddings M(θ) f(x), shape already checked
+                 target: torch.Tensor, # (B, d) embeddings of the augmented images f(g_θ x)
+                 **kwargs) -> torch.Tensor: # a scalar
+        "The loss of a batch."
+        raise NotImplementedError(f"{type(self).__name__} must define __call__")
+
+EQUIVARIANCE_REGISTRY = Registry('equivariance loss', base=EquivarianceLoss)
+EQUIVARIANCE_LOSSES = EQUIVARIANCE_REGISTRY.names  # 'infonce', 'cosine', 'mse', and any form registered later
+
+def register_equivariance_loss(name: str # the `kind` that `equivariance_loss(..., kind)` computes with this class
+                              ):
+    "Class decorator: register an `EquivarianceLoss` subclass as a form of the equivariance loss."
+    return EQUIVARIANCE_REGISTRY.register(name)
+
+def _cosine(pred, target): return (_unit(pred) * _unit(target)).sum(-1)  # (B,)
+
+@register_equivariance_loss('infonce')
+class InfoNCELoss(EquivarianceLoss):
+    "`info_nce`: contrastive, so a constant encoder cannot meet it; takes `info_nce`'s keyword arguments."
+    def __call__(self, pred, target, **kwargs): return info_nce(pred, target, **kwargs)
+
+@register_equivariance_loss('cosine')
+class CosineLoss(EquivarianceLoss):
+    "1 − cos(pred, target), averaged: 0 at exact equivariance, up to scale."
+    def __call__(self, pred, target, **unused): return (1 - _cosine(pred, target)).mean()
+
+@register_equivariance_loss('mse')
+class NormalisedMSELoss(EquivarianceLoss):
+    "‖pred/‖pred‖ − target/‖target‖‖² = 2 − 2 cos, averaged: the normalised MSE."
+    def __call__(self, pred, target, **unused): return (2 - 2 * _cosine(pred, target)).mean()
+
 def equivariance_loss(pred: torch.Tensor, # (B, d) steered embeddings M(θ) f(x)
                       target: torch.Tensor, # (B, d) embeddings of the augmented images f(g_θ x)
-                      kind: str = 'infonce', # 'infonce', 'cosine' or 'mse'
+                      kind: str = 'infonce', # a registered form: 'infonce', 'cosine' or 'mse'
                       **kwargs) -> torch.Tensor: # a scalar
     "Distance between steered and true embeddings; `kind='infonce'` takes `info_nce`'s keyword arguments."
     if pred.shape != target.shape or pred.ndim != 2:
         raise ValueError(f"pred and target must both be (B, d); got {tuple(pred.shape)} and {tuple(target.shape)}")
-    if kind == 'infonce': return info_nce(pred, target, **kwargs)
-    cos = (_unit(pred) * _unit(target)).sum(-1)
-    if kind == 'cosine': return (1 - cos).mean()
-    if kind == 'mse': return (2 - 2 * cos).mean()
-    raise ValueError(f"unknown equivariance loss {kind!r}; known: infonce, cosine, mse")
+    return EQUIVARIANCE_REGISTRY[kind]()(pred, target, **kwargs)
 
 # %% ../nbs/04_losses.ipynb #2c9d47f6
 def steering_regression(pred: torch.Tensor, # (B, d) steered embeddings M(θ) f(x)

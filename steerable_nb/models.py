@@ -63,13 +63,15 @@ def create_encoder(name: str = 'cnn-small', # one of ENCODERS: cnn-small, resnet
                    in_channels: int = 3, # image channels
                    dim: int | None = None, # embedding dimension (cnn-small: 128; ResNets: 512 / 2048 unless set)
                    image_size: int | None = None, # input side; ResNets use the small-image stem when ≤ 64
-                   pretrained: bool = False) -> nn.Module:
+                   pretrained: bool = False,
+                   small_input: bool | None = None, # ResNets: force the small-image stem on/off (None: from image_size)
+                  ) -> nn.Module:
     "Build the encoder `name`; it maps (B, in_channels, H, W) images to (B, encoder.dim) embeddings."
     if name not in ENCODERS: raise ValueError(f"unknown encoder {name!r}; known: {', '.join(ENCODERS)}")
     if name == 'cnn-small':
         if pretrained: raise ValueError("cnn-small has no pretrained weights; use pretrained=False")
         return SmallCNN(in_channels, dim or 128)
-    small = image_size is not None and image_size <= 64
+    small = small_input if small_input is not None else image_size is not None and image_size <= 64
     return ENCODERS[name](in_channels=in_channels, dim=dim, small_input=small, pretrained=pretrained)
 
 # %% ../nbs/02_models.ipynb #53190516

@@ -5,52 +5,111 @@
 # %% ../nbs/03_steering.ipynb #275b5804
 from __future__ import annotations
 import math
+from collections.abc import Sequence
 import torch
 from torch import nn
 import torch.nn.functional as F
 
 # %% auto #0
-__all__ = ['STEERING_KINDS', 'SteeringMap', 'FixedSteering', 'steering_errors', 'retrieval_ranks', 'retrieval_scores']
+__all__ = ['STEERING_REGISTRY', 'STEERING_KINDS', 'RegisteredNames', 'Registry', 'SteeringMap', 'register_steering',
+           'LinearSteering', 'ExpSteering', 'MLPSteering', 'IdentitySteering', 'FixedSteering', 'steering_errors',
+           'retrieval_ranks', 'retrieval_scores']
+
+# %% ../nbs/03_steering.ipynb #79746c4d
+class RegisteredNames(Sequence):
+    "The names in a `Registry`, in registration order: a live view that compares like a tuple."
+    def __init__(self, classes: dict): # the registry's name → class dict (shared, not copied)
+        self._classes = classes
+
+    def __getitem__(self, i): return tuple(self._classes)[i]
+    def __len__(self): return len(self._classes)
+    def __contains__(self, name): return name in tuple(self._classes)  # as a tuple: no error on unhashable values
+    def __iter__(self): return iter(tuple(self._classes))
+    def __eq__(self, other): return tuple(self) == tuple(other) if isinstance(other, Sequence) else NotImplemented
+    def __repr__(self): return repr(tuple(self))
+
+class Registry:
+    "Classes of one sort by name, each added with a class decorator (timm's model registry in miniature)."
+    def __init__(self, what: str, # what an entry is, for messages, e.g. 'steering kind'
+                 base: type | None = None): # every entry must subclass this
+        self.what, self.base, self._classes = what, base, {}
+        self.names = RegisteredNames(self._classes)
+
+    def register(self, name: str): # the name the class is looked up by
+        "Class decorator: file the class under `name` and set its `name` attribute."
+        def add(cls):
+            if name in self.names:
+                raise ValueError(f"{self.what} {name!r} is already registered ({self._classes[name].__name__}); "
+                                 f"choose another name, or unregister it first")
+            if self.base is not None and not (isinstance(cls, type) and issubclass(cls, self.base)):
+                raise TypeError(f"a {self.what} must be a subclass of {self.base.__name__}; got {cls!r}")
+            cls.name = name
+            self._classes[name] = cls
+            return cls
+        return add
+
+    def __getitem__(self, name: str) -> type:
+        "The class registered under `name`."
+        if name not in self.names:
+            raise ValueError(f"unknown {self.what} {name!r}; known: {', '.join(self.names)}")
+        return self._classes[name]
+
+    def unregister(self, name: str) -> type:
+        "Remove `name` (a kind added for an experiment, say) and return its class."
+        cls = self[name]
+        del self._classes[name]
+        return cls
+
+    def __repr__(self): return f"Registry({self.what!r}: {', '.join(self.names)})"
 
 # %% ../nbs/03_steering.ipynb #c4c7683a
-STEERING_KINDS = ('linear', 'exp', 'mlp', 'none')
-
-def _expm_action(apply_g, # v ↦ G v for a batch of vectors (B, d) → (B, d)
-                 z: torch.Tensor, # (B, d)
-                 norm: torch.Tensor, # (B,) an upper bound on ‖G‖ per sample
-                 tol: float | None = None, max_terms: int = 40) -> torch.Tensor: # (B, d) = exp(G) z
-    "exp(G) z by a Taylor series of products G v, with G split into s steps of norm ≤ 1/2 (exp(G) = exp(G/s)^s)."
-    s, tol = max(1, math.ceil(2 * norm.max().item())), tol or torch.finfo(z.dtype).eps
-    for _ in range(s):
-        term, out = z, z
-        for n in range(1, max_terms + 1):
-            term = apply_g(term) / (n * s)
-            out = out + term
-            if term.detach().abs().max() <= tol * out.detach().abs().max().clamp_min(1e-30): break
-        z = out
-    return z
-
 class SteeringMap(nn.Module):
     "Learned linear maps M(θ) on d-dimensional embeddings for k augmentation parameters; M(0) = I."
+    name: str  # the registered kind, set by `register_steering`
+
+    def __new__(cls, *args, **kwargs):
+        "`SteeringMap(..., kind)` builds the class registered as `kind`; a kind's own class builds itself."
+        given = len(args) > 2 or 'kind' in kwargs
+        kind = args[2] if len(args) > 2 else kwargs.get('kind', 'exp')
+        if cls is SteeringMap:
+            cls = STEERING_REGISTRY[kind]
+        elif given and kind != cls.name:
+            raise ValueError(f"{cls.__name__} is the {cls.name!r} steering kind; got kind={kind!r}")
+        return super().__new__(cls)
+
     def __init__(self, dim: int, # embedding dimension d
                  param_dim: int, # number of augmentation parameters k
-                 kind: str = 'exp', # 'linear', 'exp', 'mlp' or 'none' (M = I, the invariant baseline)
+                 kind: str = 'exp', # a registered kind: 'linear', 'exp', 'mlp', 'none' (M = I, the invariant baseline)
                  rank: int = 16, # 'mlp': rank r of the update U(θ)V(θ)ᵀ
                  hidden: int = 64, # 'mlp': hidden width of the hypernetwork
                  init_scale: float = 0.01): # initial scale of the generators / last layer
         super().__init__()
-        if kind not in STEERING_KINDS: raise ValueError(f"unknown steering kind {kind!r}; known: {', '.join(STEERING_KINDS)}")
-        if dim < 1 or param_dim < 1: raise ValueError(f"dim and param_dim must be positive; got {dim}, {param_dim}")
-        self.dim, self.param_dim, self.kind, self.rank = dim, param_dim, kind, rank
-        if kind != 'none':  # every learned kind has the first-order generators A_k
-            self.generators = nn.Parameter(torch.randn(param_dim, dim, dim) * init_scale / math.sqrt(dim))
-        if kind == 'mlp':  # plus a hypernetwork correction, O(‖θ‖²) because the MLP is bias-free
-            self.hyper = nn.Sequential(nn.Linear(param_dim, hidden, bias=False), nn.SiLU(),
-                                       nn.Linear(hidden, hidden, bias=False), nn.SiLU(),
-                                       nn.Linear(hidden, 2 * dim * rank, bias=False))
-            nn.init.normal_(self.hyper[-1].weight, std=init_scale / math.sqrt(hidden))
+        if dim < 1 or param_dim < 1:
+            raise ValueError(f"dim and param_dim must be positive; got {dim}, {param_dim}")
+        self.dim, self.param_dim, self.kind = dim, param_dim, self.name
+        self.rank, self.hidden, self.init_scale = rank, hidden, init_scale
+        self.init_parameters()
 
     def extra_repr(self): return f"dim={self.dim}, param_dim={self.param_dim}, kind='{self.kind}'"
+
+    def init_parameters(self):
+        "Create the kind's learnable parameters (none by default); their attribute names are the state_dict keys."
+
+    def compute_matrices(self, params: torch.Tensor # (B, k), already checked
+                        ) -> torch.Tensor: # (B, d, d)
+        "M(θ) for each row of `params`: every kind defines this."
+        raise NotImplementedError(f"{type(self).__name__} must define compute_matrices")
+
+    def steer(self, embeddings: torch.Tensor, # (B, d), already checked
+              params: torch.Tensor # (B, k), in the embeddings' dtype
+             ) -> torch.Tensor: # (B, d)
+        "M(θ) f(x); kinds with a cheaper product than building the matrices override this."
+        return (self.compute_matrices(params) @ embeddings.unsqueeze(-1)).squeeze(-1)
+
+    def identity(self, params: torch.Tensor # (B, k)
+                ) -> torch.Tensor: # (B, d, d), an expanded view: clone it before writing
+        "The identity matrix once per row of `params`, in their dtype and on their device."
+        return torch.eye(self.dim, dtype=params.dtype, device=params.device).expand(params.shape[0], -1, -1)
 
     def _check(self, params, embeddings=None):
         if params.ndim != 2 or params.shape[1] != self.param_dim:
@@ -63,47 +122,112 @@ class SteeringMap(nn.Module):
             raise ValueError(f"embeddings must have shape ({params.shape[0]}, {self.dim}) to match params; "
                              f"got {tuple(embeddings.shape)}")
 
-    def generator(self, params: torch.Tensor) -> torch.Tensor: # (B, d, d)
-        "Σ_k θ_k A_k, the first-order part of every learned kind."
-        return torch.einsum('bk,kij->bij', params, self.generators.to(params.dtype))
-
-    def _apply_generator(self, v: torch.Tensor, params: torch.Tensor) -> torch.Tensor: # (B, d)
-        "(Σ_k θ_k A_k) v per sample, as one dense product with all generators (no per-sample matrices)."
-        B, d, k = len(v), self.dim, self.param_dim
-        w = self.generators.to(v.dtype).permute(2, 0, 1).reshape(d, k * d)  # w[j, (k, i)] = A_k[i, j]
-        return torch.einsum('bk,bki->bi', params, (v @ w).view(B, k, d))
-
-    def _low_rank(self, params):
-        uv = self.hyper(params).view(-1, 2, self.dim, self.rank)
-        return uv[:, 0], uv[:, 1]  # U, V: (B, d, r)
-
     def matrices(self, params: torch.Tensor # (B, k) in [-1, 1]
                 ) -> torch.Tensor: # (B, d, d)
         "The steering matrices M(θ), one per row of `params`."
         self._check(params)
-        eye = torch.eye(self.dim, dtype=params.dtype, device=params.device).expand(params.shape[0], -1, -1)
-        if self.kind == 'none': return eye.clone()
-        if self.kind == 'linear': return eye + self.generator(params)
-        if self.kind == 'exp': return torch.linalg.matrix_exp(self.generator(params))
-        u, v = self._low_rank(params)
-        return eye + self.generator(params) + u @ v.transpose(1, 2)
+        return self.compute_matrices(params)
 
     def forward(self, embeddings: torch.Tensor, # (B, d), e.g. f(x)
                 params: torch.Tensor # (B, k) in [-1, 1]
                ) -> torch.Tensor: # (B, d), M(θ) f(x)
         "Steer each embedding by its own θ, without building d x d matrices where avoidable."
         self._check(params, embeddings)
-        params = params.to(embeddings.dtype)
-        if self.kind == 'none': return embeddings
-        if self.kind == 'linear': return embeddings + self._apply_generator(embeddings, params)
-        if self.kind == 'exp':
-            norm = params.abs().float() @ torch.linalg.matrix_norm(self.generators.detach().float(), ord=1)
-            if not torch.isfinite(norm).all() or norm.max() > 1e3:  # leave extreme maps to matrix_exp's squaring
-                return (self.matrices(params) @ embeddings.unsqueeze(-1)).squeeze(-1)
-            return _expm_action(lambda v: self._apply_generator(v, params), embeddings, norm)
-        u, v = self._low_rank(params)
+        return self.steer(embeddings, params.to(embeddings.dtype))
+
+# %% ../nbs/03_steering.ipynb #760129af
+STEERING_REGISTRY = Registry('steering kind', base=SteeringMap)
+STEERING_KINDS = STEERING_REGISTRY.names  # 'linear', 'exp', 'mlp', 'none', and any kind registered later
+
+def register_steering(name: str # the `kind` that `SteeringMap(dim, param_dim, kind)` builds with this class
+                     ):
+    "Class decorator: register a `SteeringMap` subclass as a steering kind."
+    return STEERING_REGISTRY.register(name)
+
+# %% ../nbs/03_steering.ipynb #c4363f65
+@register_steering('linear')
+class LinearSteering(SteeringMap):
+    "M(θ) = I + Σ_k θ_k A_k with learned generators A_k: first order in θ."
+    def init_parameters(self):
+        self.generators = nn.Parameter(torch.randn(self.param_dim, self.dim, self.dim) * self.init_scale
+                                       / math.sqrt(self.dim))
+
+    def generator(self, params: torch.Tensor # (B, k)
+                 ) -> torch.Tensor: # (B, d, d)
+        "Σ_k θ_k A_k, the first-order part of every learned kind."
+        return torch.einsum('bk,kij->bij', params, self.generators.to(params.dtype))
+
+    def apply_generator(self, v: torch.Tensor, # (B, d)
+                        params: torch.Tensor # (B, k)
+                       ) -> torch.Tensor: # (B, d)
+        "(Σ_k θ_k A_k) v per sample, as one dense product with all generators (no per-sample matrices)."
+        B, d, k = len(v), self.dim, self.param_dim
+        w = self.generators.to(v.dtype).permute(2, 0, 1).reshape(d, k * d)  # w[j, (k, i)] = A_k[i, j]
+        return torch.einsum('bk,bki->bi', params, (v @ w).view(B, k, d))
+
+    def compute_matrices(self, params): return self.identity(params) + self.generator(params)
+    def steer(self, embeddings, params): return embeddings + self.apply_generator(embeddings, params)
+
+# %% ../nbs/03_steering.ipynb #4eb1d04b
+def _expm_action(apply_g, # v ↦ G v for a batch of vectors (B, d) → (B, d)
+                 z: torch.Tensor, # (B, d)
+                 norm: torch.Tensor, # (B,) an upper bound on ‖G‖ per sample
+                 tol: float | None = None, max_terms: int = 40) -> torch.Tensor: # (B, d) = exp(G) z
+    "exp(G) z by a Taylor series of products G v, with G split into s steps of norm ≤ 1/2 (exp(G) = exp(G/s)^s)."
+    s, tol = max(1, math.ceil(2 * norm.max().item())), tol or torch.finfo(z.dtype).eps
+    for _ in range(s):
+        term, out = z, z
+        for n in range(1, max_terms + 1):
+            term = apply_g(term) / (n * s)
+            out = out + term
+            if term.detach().abs().max() <= tol * out.detach().abs().max().clamp_min(1e-30):
+                break
+        z = out
+    return z
+
+@register_steering('exp')
+class ExpSteering(LinearSteering):
+    "M(θ) = exp(Σ_k θ_k A_k): invertible, M(θ)⁻¹ = M(−θ), and steps along one direction compose."
+    def compute_matrices(self, params): return torch.linalg.matrix_exp(self.generator(params))
+
+    def steer(self, embeddings, params):
+        norm = params.abs().float() @ torch.linalg.matrix_norm(self.generators.detach().float(), ord=1)
+        if not torch.isfinite(norm).all() or norm.max() > 1e3:  # leave extreme maps to matrix_exp's squaring
+            return (self.compute_matrices(params) @ embeddings.unsqueeze(-1)).squeeze(-1)
+        return _expm_action(lambda v: self.apply_generator(v, params), embeddings, norm)
+
+# %% ../nbs/03_steering.ipynb #b72e632d
+@register_steering('mlp')
+class MLPSteering(LinearSteering):
+    "M(θ) = I + Σ_k θ_k A_k + U(θ)V(θ)ᵀ, with U, V (d x r) from a bias-free MLP of θ: the paper's hypernetwork."
+    def init_parameters(self):
+        super().init_parameters()  # the generators first: the order fixes the initial values under a seed
+        self.hyper = nn.Sequential(nn.Linear(self.param_dim, self.hidden, bias=False), nn.SiLU(),
+                                   nn.Linear(self.hidden, self.hidden, bias=False), nn.SiLU(),
+                                   nn.Linear(self.hidden, 2 * self.dim * self.rank, bias=False))
+        nn.init.normal_(self.hyper[-1].weight, std=self.init_scale / math.sqrt(self.hidden))
+
+    def low_rank(self, params: torch.Tensor # (B, k)
+                ) -> tuple[torch.Tensor, torch.Tensor]: # U, V: (B, d, r) each
+        "The factors of the hypernetwork's update U(θ)V(θ)ᵀ."
+        uv = self.hyper(params).view(-1, 2, self.dim, self.rank)
+        return uv[:, 0], uv[:, 1]
+
+    def compute_matrices(self, params):
+        u, v = self.low_rank(params)
+        return super().compute_matrices(params) + u @ v.transpose(1, 2)
+
+    def steer(self, embeddings, params):
+        u, v = self.low_rank(params)
         correction = torch.einsum('bdr,br->bd', u, torch.einsum('bdr,bd->br', v, embeddings))
-        return embeddings + self._apply_generator(embeddings, params) + correction
+        return super().steer(embeddings, params) + correction
+
+# %% ../nbs/03_steering.ipynb #d0c41068
+@register_steering('none')
+class IdentitySteering(SteeringMap):
+    "M(θ) = I for every θ, with no parameters: the invariant baseline."
+    def compute_matrices(self, params): return self.identity(params).clone()
+    def steer(self, embeddings, params): return embeddings
 
 # %% ../nbs/03_steering.ipynb #dce3e9ed
 class FixedSteering(nn.Module):

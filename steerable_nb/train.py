@@ -4,29 +4,73 @@
 
 # %% ../nbs/05_train.ipynb #6630267c
 from __future__ import annotations
-import dataclasses, json, math, os, signal, time, warnings
-from dataclasses import dataclass, field, asdict
+import dataclasses, json, os, signal, time
+from dataclasses import dataclass, asdict
 from pathlib import Path
 import torch
 from torch import nn
 import torch.nn.functional as F
 import torch.distributed as dist
 from tqdm.auto import tqdm
-from .augment import get_augmentation, Translation
+from .augment import AugmentationFamily, get_augmentation, Translation
 from .data import load_dataset, dataset_tensors
-from .models import create_encoder, linear_classifier, projection_head
-from .steering import SteeringMap, STEERING_KINDS, steering_errors, retrieval_scores
+from .steering import STEERING_KINDS, steering_errors, retrieval_scores
 from .losses import equivariance_loss, supervised_loss, nt_xent, steering_regression, regression_denominator
+from .model import (ModelSpec, SteerableModel, CHECKPOINT_FORMAT, CHECKPOINT_VERSION, save_checkpoint,
+                                read_checkpoint, load_model_state, checkpoint_spec)
 
 # %% auto #0
-__all__ = ['OBJECTIVES', 'EQUIVARIANCE_LOSSES', 'OPTIMIZERS', 'SCHEDULES', 'CHECKPOINT_FORMAT', 'CHECKPOINT_VERSION',
-           'TrainConfig', 'SteerableModel', 'build_model', 'EpochDraws', 'epoch_draws', 'make_views', 'save_checkpoint',
-           'read_checkpoint', 'resolve_device', 'init_distributed', 'training_loss', 'train_step', 'steering_metrics',
-           'TrainResult', 'make_optimizer', 'train', 'load_model_state', 'load_checkpoint', 'history_figure',
-           'write_history', 'export_weights', 'pretrained_path', 'load_pretrained']
+__all__ = ['OBJECTIVES', 'EQUIVARIANCE_LOSSES', 'OPTIMIZERS', 'SCHEDULES', 'Objective', 'register_objective', 'Supervised',
+           'SimCLR', 'TrainConfig', 'model_spec', 'build_model', 'EpochDraws', 'epoch_draws', 'make_views',
+           'resolve_device', 'init_distributed', 'training_loss', 'train_step', 'steering_metrics', 'TrainResult',
+           'make_optimizer', 'train', 'load_checkpoint', 'history_figure', 'write_history', 'export_weights',
+           'pretrained_path', 'load_pretrained']
+
+# %% ../nbs/05_train.ipynb #322db4b2
+def _world() -> tuple[int, int]:
+    return (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
+
+def _gather(x: torch.Tensor) -> torch.Tensor:
+    "Concatenate `x` from every process, keeping gradients (identity in a single process)."
+    if not dist.is_initialized() or dist.get_world_size() == 1: return x
+    from torch.distributed.nn.functional import all_gather
+    return torch.cat(all_gather(x))
+
+class Objective:
+    "A task objective: the loss on the heads' outputs, and whether the head predicts classes."
+    name, has_classes = '', False
+    def task_loss(self, out: dict, labels: torch.Tensor, cfg: 'TrainConfig', offset: int) -> torch.Tensor:
+        raise NotImplementedError
+
+OBJECTIVES: dict[str, Objective] = {}
+
+def register_objective(cls):
+    "Class decorator: add an `Objective` to `OBJECTIVES` under its `name`."
+    if cls.name in OBJECTIVES: raise ValueError(f"objective {cls.name!r} is already registered")
+    OBJECTIVES[cls.name] = cls()
+    return cls
+
+@register_objective
+class Supervised(Objective):
+    "Cross-entropy of the classifier on the base view (and on the augmented or steered view, as cfg.task_views says)."
+    name, has_classes = 'supervised', True
+    def task_loss(self, out, labels, cfg, offset):
+        task = supervised_loss(out['head'], labels)
+        if cfg.task_views == 'base': return task
+        other = out['head_aug'] if cfg.task_views == 'both' else out['head_steered']
+        return (task + supervised_loss(other, labels)) / 2
+
+@register_objective
+class SimCLR(Objective):
+    "NT-Xent between the projections of the two views, with negatives from every process."
+    name, has_classes = 'simclr', False
+    def task_loss(self, out, labels, cfg, offset):
+        return nt_xent(out['head'], out['head_aug'], cfg.temperature,
+                       all_a=_gather(out['head']), all_b=_gather(out['head_aug']), offset=offset)
 
 # %% ../nbs/05_train.ipynb #583ac7ea
-OBJECTIVES, EQUIVARIANCE_LOSSES, OPTIMIZERS, SCHEDULES = ('supervised', 'simclr'), ('infonce', 'cosine', 'mse'), ('adamw', 'sgd'), ('cosine', 'constant')
+EQUIVARIANCE_LOSSES = ('infonce', 'cosine', 'mse')
+OPTIMIZERS, SCHEDULES = ('adamw', 'sgd'), ('cosine', 'constant')
 
 @dataclass
 class TrainConfig:
@@ -86,39 +130,31 @@ class TrainConfig:
         return cls(**d)
 
 # %% ../nbs/05_train.ipynb #a4f71d68
-class SteerableModel(nn.Module):
-    "Encoder f, steering map M and task head, trained together."
-    def __init__(self, encoder: nn.Module, steering: SteeringMap, head: nn.Module, objective: str = 'supervised'):
-        super().__init__()
-        self.encoder, self.steering, self.head, self.objective = encoder, steering, head, objective
-
-    def embed(self, images: torch.Tensor) -> torch.Tensor: # (B, d)
-        "f(x)."
-        return self.encoder(images)
-
-    def forward(self, base: torch.Tensor, # (B, C, H, W) base views x
-                augmented: torch.Tensor, # (B, C, H, W) g_θ(x)
-                params: torch.Tensor, # (B, k) their θ
-                other_params: torch.Tensor | None = None, # (m, k) θ for the InfoNCE negatives, shared by the batch
-               ) -> dict[str, torch.Tensor]:
-        z, z_aug = self.encoder(torch.cat([base, augmented])).chunk(2)
-        out = dict(z=z, z_aug=z_aug, steered=self.steering(z, params))
-        if other_params is not None and len(other_params):  # m matrices, applied to the whole batch
-            out['others'] = torch.einsum('mij,bj->bmi', self.steering.matrices(other_params), z)
-        out['head'], out['head_aug'], out['head_steered'] = self.head(z), self.head(z_aug), self.head(out['steered'])
-        return out
+def model_spec(cfg: TrainConfig, # the run's configuration
+               channels: int, # image channels
+               classes, # class names (or their number)
+               image_size=None, # (H, W) of the training images; None: cfg.image_size (32 when unset)
+               dataset: str | None = None) -> ModelSpec: # the data's load_dataset name; None: cfg.dataset
+    "The ModelSpec of the model `cfg` trains on data with these channels, classes and size."
+    aug = get_augmentation(cfg.augmentation)
+    classes = [str(c) for c in range(classes)] if isinstance(classes, int) else list(classes)
+    side = cfg.image_size or 32
+    size = tuple(image_size) if image_size is not None else (side, side)
+    return ModelSpec(encoder=cfg.encoder, embed_dim=cfg.embed_dim, steering=cfg.steering, objective=cfg.objective,
+                     channels=channels, image_size=size, augmentation=cfg.augmentation, param_names=aug.param_names,
+                     classes=classes, dataset=str(dataset or cfg.dataset), small_input=side <= 64)
 
 def build_model(cfg: TrainConfig, # the run's configuration
                 channels: int, # image channels
                 n_classes: int, # classes of the supervised head
-                param_dim: int | None = None) -> SteerableModel:
+                param_dim: int | None = None, # θ dimension; None: the config's augmentation (must agree if given)
+                spec: ModelSpec | None = None) -> SteerableModel: # the full spec (None: from cfg and the above)
     "The model a config describes, randomly initialised from `cfg.seed`."
-    torch.manual_seed(cfg.seed)
-    size = cfg.image_size
-    encoder = create_encoder(cfg.encoder, channels, cfg.embed_dim, image_size=size if size else 32)
-    k = param_dim or get_augmentation(cfg.augmentation).param_dim
-    head = linear_classifier(encoder.dim, n_classes) if cfg.objective == 'supervised' else projection_head(encoder.dim)
-    return SteerableModel(encoder, SteeringMap(encoder.dim, k, cfg.steering), head, cfg.objective)
+    spec = spec or model_spec(cfg, channels, n_classes)
+    if param_dim is not None and param_dim != len(spec.param_names):
+        raise ValueError(f"param_dim {param_dim} does not match augmentation '{cfg.augmentation}' "
+                         f"({len(spec.param_names)} parameters)")
+    return SteerableModel.from_spec(spec, seed=cfg.seed)
 
 # %% ../nbs/05_train.ipynb #54577f4b
 @dataclass
@@ -130,14 +166,23 @@ class EpochDraws:
     params: torch.Tensor # (N, k) θ of g_θ
     other_params: torch.Tensor # (steps, m, k) θ of the InfoNCE negatives, shared by a batch
 
-def epoch_draws(cfg: TrainConfig, epoch: int, n: int, param_dim: int) -> EpochDraws:
-    "The draws of `epoch` for a training set of `n` images; a pure function of (cfg.seed, epoch)."
+def epoch_draws(cfg: TrainConfig, epoch: int,
+                n: int, # training images
+                aug: AugmentationFamily | int | None = None, # the family θ is drawn from (None or its param_dim: cfg's)
+               ) -> EpochDraws:
+    "The draws of `epoch` for a training set of `n` images; a pure function of (cfg.seed, epoch). θ comes from the families."
+    if not isinstance(aug, AugmentationFamily):
+        family = get_augmentation(cfg.augmentation)
+        if aug is not None and aug != family.param_dim:
+            raise ValueError(f"param_dim {aug} does not match augmentation '{family.name}' ({family.param_dim})")
+        aug = family
     g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch)
     order = torch.randperm(n, generator=g)
-    base = torch.rand(n, 2, generator=g) * 2 - 1
+    base = Translation().sample(n, generator=g)  # the shift range is applied in make_views
     flip = (torch.rand(n, generator=g) < 0.5) & cfg.base_flip
-    params = torch.rand(n, param_dim, generator=g) * 2 - 1
-    other = torch.rand(n // cfg.batch_size, cfg.theta_negatives, param_dim, generator=g) * 2 - 1
+    params = aug.sample(n, generator=g)
+    steps = n // cfg.batch_size
+    other = aug.sample(steps * cfg.theta_negatives, generator=g).view(steps, cfg.theta_negatives, aug.param_dim)
     return EpochDraws(order, base, flip, params, other)
 
 def make_views(images: torch.Tensor, # (B, C, H, W) in [0, 1]
@@ -152,46 +197,6 @@ def make_views(images: torch.Tensor, # (B, C, H, W) in [0, 1]
     if flip.any(): base = torch.where(flip[:, None, None, None], base.flip(-1), base)
     params = draws.params[idx].to(dev, images.dtype)
     return base, aug.apply(base, params), params, draws.other_params[step].to(dev, images.dtype)
-
-# %% ../nbs/05_train.ipynb #1b9c31ea
-CHECKPOINT_FORMAT, CHECKPOINT_VERSION = 'steerable_nb.checkpoint', 1
-
-def save_checkpoint(path: str | Path, state: dict) -> Path:
-    "Write `state` to `path` atomically (temporary file, fsync, rename)."
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, 'wb') as f:
-            torch.save({'format': CHECKPOINT_FORMAT, 'version': CHECKPOINT_VERSION, **state}, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists(): tmp.unlink()
-    return path
-
-def read_checkpoint(path: str | Path, map_location='cpu') -> dict:
-    "Read a steerable_nb checkpoint safely (weights_only), with clear errors for missing, corrupt or foreign files."
-    path = Path(path)
-    if not path.is_file(): raise FileNotFoundError(f"no checkpoint at {path}")
-    try: state = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as e:
-        msg = str(e).split('\n')[0]
-        if 'weights_only' in str(e) or 'Unsupported global' in str(e) or 'Unpickler' in type(e).__name__:
-            raise ValueError(f"{path} was refused: it holds pickled Python objects, not just tensors and plain data, "
-                             f"so it is not a steerable_nb checkpoint and was not run ({msg})") from None
-        raise ValueError(f"{path} is not a readable checkpoint (truncated or corrupt?): {msg}") from None
-    if not isinstance(state, dict) or state.get('format') != CHECKPOINT_FORMAT:
-        keys = ', '.join(list(state)[:5]) if isinstance(state, dict) else type(state).__name__
-        raise ValueError(f"{path} is not a steerable_nb checkpoint (no format marker '{CHECKPOINT_FORMAT}'; "
-                         f"it holds: {keys})")
-    if state.get('version') != CHECKPOINT_VERSION:
-        raise ValueError(f"{path} has checkpoint version {state.get('version')}; this steerable_nb reads version "
-                         f"{CHECKPOINT_VERSION}")
-    missing = [k for k in ('config', 'model', 'meta') if k not in state]
-    if missing: raise ValueError(f"{path} is an incomplete checkpoint: missing {', '.join(missing)}")
-    return state
 
 # %% ../nbs/05_train.ipynb #dc5f3454
 def resolve_device(device: str = 'auto') -> torch.device:
@@ -210,27 +215,18 @@ def init_distributed(device: str = 'auto') -> bool:
     dist.init_process_group('nccl' if cuda else 'gloo')
     return True
 
-def _world() -> tuple[int, int]:
-    return (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
-
-def _gather(x: torch.Tensor) -> torch.Tensor:
-    "Concatenate `x` from every process, keeping gradients (identity in a single process)."
-    if not dist.is_initialized() or dist.get_world_size() == 1: return x
-    from torch.distributed.nn.functional import all_gather
-    return torch.cat(all_gather(x))
+# %% ../nbs/05_train.ipynb #177617bf
+def _logit_consistency(out: dict) -> torch.Tensor:
+    "KL(head(f(g_θx)) ‖ head(M(θ)f(x))), the target detached: what steered TTA reads."
+    target = out['head_aug'].detach().float().log_softmax(-1)
+    return F.kl_div(out['head_steered'].float().log_softmax(-1), target, log_target=True, reduction='batchmean')
 
 def training_loss(out: dict, labels: torch.Tensor, cfg: TrainConfig) -> tuple[torch.Tensor, dict]:
-    "Task loss + λ · equivariance loss for one batch of model outputs; also returns the parts."
-    rank, world = _world()
+    "Task loss + λ · equivariance loss (+ μ · steering regression + logit consistency) for one batch; also the parts."
+    rank, _ = _world()
     offset = rank * len(labels)
-    if cfg.objective == 'supervised':
-        task = supervised_loss(out['head'], labels)
-        if cfg.task_views != 'base':
-            other = out['head_aug'] if cfg.task_views == 'both' else out['head_steered']
-            task = (task + supervised_loss(other, labels)) / 2
-    else:
-        task = nt_xent(out['head'], out['head_aug'], cfg.temperature,
-                       all_a=_gather(out['head']), all_b=_gather(out['head_aug']), offset=offset)
+    objective = OBJECTIVES[cfg.objective]
+    task = objective.task_loss(out, labels, cfg, offset)
     kw = dict(temperature=cfg.temperature, other_theta=out.get('others'),
               all_pred=_gather(out['steered']), offset=offset) if cfg.equivariance == 'infonce' else {}
     equiv = equivariance_loss(out['steered'], out['z_aug'], cfg.equivariance, **kw)
@@ -239,11 +235,10 @@ def training_loss(out: dict, labels: torch.Tensor, cfg: TrainConfig) -> tuple[to
         den = regression_denominator(_gather(out['z_aug']), _gather(out['z']), cfg.reg_normalise)
         reg = steering_regression(out['steered'], out['z_aug'], out['z'], denominator=den)
         loss, parts['reg_loss'] = loss + cfg.reg_weight * reg, reg.detach()
-    if cfg.logit_weight > 0 and cfg.objective == 'supervised':  # the classifier's view of the steered embedding
-        target = out['head_aug'].detach().float().log_softmax(-1)
-        kl = F.kl_div(out['head_steered'].float().log_softmax(-1), target, log_target=True, reduction='batchmean')
+    if cfg.logit_weight > 0 and objective.has_classes:
+        kl = _logit_consistency(out)
         loss, parts['logit_loss'] = loss + cfg.logit_weight * kl, kl.detach()
-    if cfg.objective == 'supervised': parts['correct'] = (out['head'].argmax(1) == labels).sum()
+    if objective.has_classes: parts['correct'] = (out['head'].argmax(1) == labels).sum()
     return loss, parts
 
 # %% ../nbs/05_train.ipynb #496ad03a
@@ -290,167 +285,203 @@ class TrainResult:
 
 class _StopRequest:
     "Turns SIGINT into a flag the loop checks between steps, so a checkpoint is never taken mid-update."
-    def __init__(self): self.requested, self._old = False, None
+    def __init__(self):
+        self.requested, self._old = False, None
+
     def __enter__(self):
         try: self._old = signal.signal(signal.SIGINT, self._handle)
         except ValueError: self._old = None  # not the main thread: leave SIGINT alone
         return self
+
     def _handle(self, *_):
         if self.requested: raise KeyboardInterrupt  # a second Ctrl-C stops at once
         self.requested = True
+
     def __exit__(self, *exc):
         if self._old is not None: signal.signal(signal.SIGINT, self._old)
 
-def _rng_state() -> dict:
-    return {'torch': torch.get_rng_state()}
-
-def _set_rng(state: dict):
-    if 'torch' in state: torch.set_rng_state(state['torch'])
-
 def make_optimizer(cfg: TrainConfig, params, steps: int):
-    "The optimiser and per-step learning-rate schedule `cfg` asks for, over `steps` steps."
+    "The optimiser and per-step learning-rate schedule `cfg` asks for (cosine to 0 over `steps` steps, or constant)."
     if cfg.optimizer == 'adamw': opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     else: opt = torch.optim.SGD(params, lr=cfg.lr, momentum=0.9, weight_decay=cfg.weight_decay, nesterov=True)
-    f = (lambda s: 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps))) if cfg.schedule == 'cosine' else (lambda s: 1.0)
-    return opt, torch.optim.lr_scheduler.LambdaLR(opt, f)
+    if cfg.schedule == 'cosine': return opt, torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(steps, 1))
+    return opt, torch.optim.lr_scheduler.ConstantLR(opt, factor=1.0)
+
+# %% ../nbs/05_train.ipynb #0337230c
+@dataclass
+class _Run:
+    "One run's data, model, optimiser and position: what the loop reads and moves forward."
+    cfg: TrainConfig
+    device: torch.device
+    images: torch.Tensor # (N, C, H, W) training images, on the device
+    labels: torch.Tensor # (N,)
+    val_images: torch.Tensor # (≤ 256, C, H, W) a fixed validation batch
+    val_labels: torch.Tensor
+    aug: AugmentationFamily
+    model: SteerableModel
+    opt: torch.optim.Optimizer
+    sched: object
+    epoch: int = 0 # epochs finished
+    step: int = 0 # steps finished in the current epoch
+    history: list = dataclasses.field(default_factory=list)
+    total_steps: int = 0 # steps taken by this call of train
+    rank: int = 0
+    world: int = 1
+
+    @property
+    def checkpoint_path(self) -> Path: return Path(self.cfg.out_dir) / 'checkpoint.pt'
+
+    @property
+    def steps_per_epoch(self) -> int: return len(self.images) // self.cfg.batch_size
+
+    def save(self):
+        "Checkpoint the current position (rank 0 only)."
+        if self.rank != 0: return
+        save_checkpoint(self.checkpoint_path, dict(
+            config=json.dumps(asdict(self.cfg)), spec=self.model.spec.to_dict(), model=self.model.state_dict(),
+            optimizer=self.opt.state_dict(), scheduler=self.sched.state_dict(), epoch=self.epoch, step=self.step,
+            history=self.history, rng={'torch': torch.get_rng_state()}))
 
 def _config_diff(saved: dict, cfg: TrainConfig, ignore=('epochs', 'device', 'out_dir', 'checkpoint_every')) -> list[str]:
     now = asdict(cfg)
     return [f"{k}: checkpoint {saved.get(k)!r}, now {now[k]!r}" for k in now if k not in ignore and saved.get(k) != now[k]]
 
-def _meta(ds, aug) -> dict:
-    return dict(classes=list(ds.classes), channels=int(ds.channels), image_size=list(ds.image_size),
-                param_names=list(aug.param_names), dataset=ds.name)
-
-def _resume(ck_path: Path, cfg: TrainConfig, device, model, opt, sched) -> tuple[int, int, list]:
-    "Restore model, optimiser, schedule and RNG from `ck_path`; returns (epoch, step, history)."
-    state = read_checkpoint(ck_path, map_location=device)
+def _resume(run: _Run):
+    "Restore model, optimiser, schedule, position and RNG from the run's checkpoint."
+    path = run.checkpoint_path
+    state = read_checkpoint(path, map_location=run.device)
     if 'optimizer' not in state:
-        raise ValueError(f"{ck_path} holds weights only (no optimiser state, see export_weights): it cannot be "
+        raise ValueError(f"{path} holds weights only (no optimiser state, see export_weights): it cannot be "
                          "resumed; start a new run in another out_dir")
-    diff = _config_diff(json.loads(state['config']), cfg)
-    if diff: raise ValueError(f"{ck_path} was trained with another config; differences: {'; '.join(diff)}")
-    load_model_state(model, state['model'], ck_path)
-    opt.load_state_dict(state['optimizer'])
-    sched.load_state_dict(state['scheduler'])
-    _set_rng(state['rng'])
-    return state['epoch'], state['step'], list(state['history'])
+    diff = _config_diff(json.loads(state['config']), run.cfg)
+    if diff: raise ValueError(f"{path} was trained with another config; differences: {'; '.join(diff)}")
+    load_model_state(run.model, state['model'], path)
+    run.opt.load_state_dict(state['optimizer'])
+    run.sched.load_state_dict(state['scheduler'])
+    torch.set_rng_state(state['rng']['torch'])
+    run.epoch, run.step, run.history = state['epoch'], state['step'], list(state['history'])
 
-def train(cfg: TrainConfig, # the run
-          resume: bool = False, # continue from out_dir/checkpoint.pt when it exists
-          progress: bool = True, # tqdm bars
-          max_steps: int | None = None, # stop after this many steps in total (for tests and profiling)
-         ) -> TrainResult:
-    "Train a steerable (or, with steering='none', invariant) model as `cfg` says; checkpoints in cfg.out_dir."
+def _prepare(cfg: TrainConfig, resume: bool, progress: bool) -> _Run:
+    "Data, model and optimiser of a run, resumed from its checkpoint when asked and one exists."
     rank, world = _world()
     device = resolve_device(cfg.device)
     if cfg.batch_size % world: raise ValueError(f"batch_size {cfg.batch_size} must divide evenly over {world} processes")
-    out_dir = Path(cfg.out_dir)
-    ck_path = out_dir / 'checkpoint.pt'
-    ds = load_dataset(cfg.dataset, 'train', root=cfg.data_root, size=cfg.image_size, seed=cfg.split_seed)
-    val = load_dataset(cfg.dataset, 'val', root=cfg.data_root, size=cfg.image_size, seed=cfg.split_seed)
+    data = dict(root=cfg.data_root, size=cfg.image_size, seed=cfg.split_seed)
+    ds, val = load_dataset(cfg.dataset, 'train', **data), load_dataset(cfg.dataset, 'val', **data)
     images, labels = (t.to(device) for t in dataset_tensors(ds))
     val_images, val_labels = (t[:256].to(device) for t in dataset_tensors(val))
-    aug = get_augmentation(cfg.augmentation)
-    steps_per_epoch = len(images) // cfg.batch_size
-    if steps_per_epoch == 0:
+    if len(images) < cfg.batch_size:
         raise ValueError(f"the training set has {len(images)} images, fewer than one batch of {cfg.batch_size}")
-    model = build_model(cfg, ds.channels, len(ds.classes), aug.param_dim).to(device)
-    model.meta = _meta(ds, aug)  # what the model takes (channels, size, θ names), as load_checkpoint gives it too
-    opt, sched = make_optimizer(cfg, model.parameters(), cfg.epochs * steps_per_epoch)
-    epoch, step, history = 0, 0, []
-    if resume and ck_path.exists():
-        epoch, step, history = _resume(ck_path, cfg, device, model, opt, sched)
-        if rank == 0 and progress: print(f"resuming from {ck_path}: epoch {epoch}, step {step}")
-    elif resume and rank == 0 and progress: print(f"no checkpoint at {ck_path}: starting a new run")
-    net = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == 'cuda' else None) \
-        if world > 1 else model
+    spec = model_spec(cfg, ds.channels, ds.classes, ds.image_size, ds.name)
+    model = build_model(cfg, ds.channels, len(ds.classes), spec=spec).to(device)
+    opt, sched = make_optimizer(cfg, model.parameters(), cfg.epochs * (len(images) // cfg.batch_size))
+    run = _Run(cfg, device, images, labels, val_images, val_labels, model.augmentation, model, opt, sched,
+               rank=rank, world=world)
+    say = progress and rank == 0
+    if resume and run.checkpoint_path.exists():
+        _resume(run)
+        if say: print(f"resuming from {run.checkpoint_path}: epoch {run.epoch}, step {run.step}")
+    elif resume and say: print(f"no checkpoint at {run.checkpoint_path}: starting a new run")
+    return run
 
-    def checkpoint(at_epoch, at_step):
-        if rank != 0: return
-        save_checkpoint(ck_path, dict(config=json.dumps(asdict(cfg)), meta=_meta(ds, aug), model=model.state_dict(),
-                                      optimizer=opt.state_dict(), scheduler=sched.state_dict(), epoch=at_epoch,
-                                      step=at_step, history=history, rng=_rng_state()))
+# %% ../nbs/05_train.ipynb #3d524baa
+_SUMS = ('loss', 'task_loss', 'equiv_loss', 'reg_loss', 'logit_loss', 'correct')
 
-    total_steps = 0
+def _nan_error(run: _Run, loss: torch.Tensor, s: int) -> FloatingPointError:
+    return FloatingPointError(
+        f"the loss became {loss.item()} at epoch {run.epoch + 1}, step {s + 1}: training stopped. The last good "
+        f"checkpoint ({run.checkpoint_path}, if one was written) is kept. Try a lower lr (now {run.cfg.lr}) or a "
+        f"higher temperature (now {run.cfg.temperature}).")
+
+def _train_epoch(run: _Run, net: nn.Module, stop: _StopRequest, max_steps: int | None, progress: bool):
+    "Steps from run.step to the end of the epoch (or a stop); returns the summed losses and the images seen."
+    cfg, draws = run.cfg, epoch_draws(run.cfg, run.epoch, len(run.images), run.aug)
+    sums, seen = dict.fromkeys(_SUMS, 0.), 0
+    run.model.train()
+    bar = tqdm(range(run.step, run.steps_per_epoch), desc=f"epoch {run.epoch + 1}/{cfg.epochs}", leave=False,
+               disable=not progress or run.rank != 0)
+    for s in bar:
+        idx = draws.order[s * cfg.batch_size:(s + 1) * cfg.batch_size][run.rank::run.world]
+        loss, parts = train_step(net, run.opt, run.sched, run.images, run.labels, draws, idx, s, run.aug, cfg)
+        if not torch.isfinite(loss): raise _nan_error(run, loss, s)
+        sums['loss'] += loss.item() * len(idx)
+        seen += len(idx)
+        for k, v in parts.items(): sums[k] += v.item() * (1 if k == 'correct' else len(idx))
+        acc = {'acc': f"{sums['correct'] / seen:.3f}"} if OBJECTIVES[cfg.objective].has_classes else {}
+        bar.set_postfix(loss=f"{sums['loss'] / seen:.3f}", **acc)
+        run.step, run.total_steps = s + 1, run.total_steps + 1
+        if run.step == run.steps_per_epoch: break
+        if stop.requested or (max_steps and run.total_steps >= max_steps): break
+        if cfg.checkpoint_every and run.step % cfg.checkpoint_every == 0: run.save()
+    bar.close()
+    return sums, seen
+
+def _epoch_record(run: _Run, sums: dict, seen: int, seconds: float, whole: bool) -> dict:
+    "The epoch's history entry: mean losses over every process, throughput, accuracies and steering on validation."
+    if run.world > 1:  # every process's sums, so the logged figures cover the whole global batch
+        t = torch.tensor([*sums.values(), seen], dtype=torch.float64, device=run.device)
+        dist.all_reduce(t)
+        sums, seen = dict(zip(sums, t[:-1].tolist())), int(t[-1].item())
+    rec = dict(epoch=run.epoch + 1, seconds=seconds, **{k: v / max(seen, 1) for k, v in sums.items() if k != 'correct'})
+    rec['pairs_per_s'] = seen / seconds if whole else float('nan')  # training pairs (x, g_θx) per second
+    rec['img_per_s'] = rec['pairs_per_s']  # the old name, kept for readers of earlier histories
+    run.model.eval()
+    if OBJECTIVES[run.cfg.objective].has_classes:
+        rec['train_acc'] = sums['correct'] / max(seen, 1)
+        with torch.no_grad(): logits = run.model.head(run.model.embed(run.val_images))
+        rec['val_acc'] = (logits.argmax(1) == run.val_labels).float().mean().item()
+    rec.update(steering_metrics(run.model, run.aug, run.val_images[:32]))
+    return rec
+
+# %% ../nbs/05_train.ipynb #e44dceac
+def train(cfg: TrainConfig, # the run
+          resume: bool = False, # continue from out_dir/checkpoint.pt when it exists
+          progress: bool = True, # tqdm bars and a line per epoch
+          max_steps: int | None = None, # stop after this many steps in total (for tests and profiling)
+         ) -> TrainResult:
+    "Train a steerable (or, with steering='none', invariant) model as `cfg` says; checkpoints in cfg.out_dir."
+    run = _prepare(cfg, resume, progress)
+    net = run.model if run.world == 1 else nn.parallel.DistributedDataParallel(
+        run.model, device_ids=[run.device.index] if run.device.type == 'cuda' else None)
     with _StopRequest() as stop:
-        while epoch < cfg.epochs:
-            draws = epoch_draws(cfg, epoch, len(images), aug.param_dim)
-            model.train()
-            t0, sums, seen = time.perf_counter(), dict(loss=0., task_loss=0., equiv_loss=0., reg_loss=0., logit_loss=0., correct=0.), 0
-            bar = tqdm(range(step, steps_per_epoch), desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False,
-                       disable=not progress or rank != 0)
-            for s in bar:
-                idx = draws.order[s * cfg.batch_size:(s + 1) * cfg.batch_size][rank::world]
-                loss, parts = train_step(net, opt, sched, images, labels, draws, idx, s, aug, cfg)
-                if not torch.isfinite(loss):
-                    raise FloatingPointError(
-                        f"the loss became {loss.item()} at epoch {epoch + 1}, step {s + 1}: training stopped. "
-                        f"The last good checkpoint ({ck_path}, if one was written) is kept. Try a lower lr "
-                        f"(now {cfg.lr}) or a higher temperature (now {cfg.temperature}).")
-                sums['loss'] += loss.item() * len(idx)
-                seen += len(idx)
-                for k, v in parts.items(): sums[k] += v.item() * (1 if k == 'correct' else len(idx))
-                bar.set_postfix(loss=f"{sums['loss'] / seen:.3f}",
-                                **({'acc': f"{sums['correct'] / seen:.3f}"} if cfg.objective == 'supervised' else {}))
-                total_steps += 1
-                done = s + 1 == steps_per_epoch
-                if stop.requested or (max_steps and total_steps >= max_steps and not done):
-                    checkpoint(epoch, s + 1)
-                    if stop.requested:
-                        if rank == 0: print(f"interrupted: checkpoint saved to {ck_path}; resume with resume=True")
-                        raise KeyboardInterrupt
-                    return TrainResult(model.eval(), history, ck_path, cfg)
-                if cfg.checkpoint_every and (s + 1) % cfg.checkpoint_every == 0 and not done: checkpoint(epoch, s + 1)
-            bar.close()
-            model.eval()
-            if world > 1:  # every process's sums, so the logged figures cover the whole global batch
-                t = torch.tensor([*sums.values(), seen], dtype=torch.float64, device=device)
-                dist.all_reduce(t)
-                sums, seen = dict(zip(sums, t[:-1].tolist())), int(t[-1].item())
-            rec = dict(epoch=epoch + 1, seconds=time.perf_counter() - t0,
-                       **{k: v / max(seen, 1) for k, v in sums.items() if k != 'correct'})
-            rec['img_per_s'] = seen / rec['seconds'] if step == 0 else float('nan')  # training pairs per second
-            if cfg.objective == 'supervised':
-                rec['train_acc'] = sums['correct'] / max(seen, 1)
-                with torch.no_grad(): rec['val_acc'] = (model.head(model.embed(val_images)).argmax(1) == val_labels).float().mean().item()
-            rec.update(steering_metrics(model, aug, val_images[:32]))
-            history.append(rec)
-            epoch, step = epoch + 1, 0
-            checkpoint(epoch, 0)
-            if rank == 0 and progress:
-                print(f"epoch {epoch}/{cfg.epochs}: " + ', '.join(f"{k} {v:.3f}" for k, v in rec.items() if k != 'epoch'))
-            if max_steps and total_steps >= max_steps: break
-    if rank == 0: write_history(history, out_dir, cfg)
-    if world > 1: dist.barrier()
-    return TrainResult(model.eval(), history, ck_path, cfg)
+        while run.epoch < cfg.epochs and not stop.requested:
+            t0, first = time.perf_counter(), run.step
+            sums, seen = _train_epoch(run, net, stop, max_steps, progress)
+            if run.step == run.steps_per_epoch:  # the epoch is complete: log it
+                run.history.append(_epoch_record(run, sums, seen, time.perf_counter() - t0, whole=first == 0))
+                run.epoch, run.step = run.epoch + 1, 0
+                if progress and run.rank == 0: _print_epoch(run)
+            run.save()
+            if max_steps and run.total_steps >= max_steps: break
+    _finish(run)
+    if stop.requested:
+        if run.rank == 0: print(f"interrupted: checkpoint saved to {run.checkpoint_path}; resume with resume=True")
+        raise KeyboardInterrupt
+    return TrainResult(run.model.eval(), run.history, run.checkpoint_path, cfg)
+
+def _print_epoch(run: _Run):
+    rec = run.history[-1]
+    print(f"epoch {run.epoch}/{run.cfg.epochs}: " + ', '.join(f"{k} {v:.3f}" for k, v in rec.items() if k != 'epoch'))
+
+def _finish(run: _Run):
+    "Write history.json and curves.html (rank 0), then wait for every process."
+    if run.rank == 0: write_history(run.history, run.cfg.out_dir, run.cfg)
+    if run.world > 1: dist.barrier()
 
 # %% ../nbs/05_train.ipynb #0b34c8bc
-def load_model_state(model: nn.Module, state: dict, path: str | Path = 'checkpoint'):
-    "Load `state` into `model`, with an error that names missing, unexpected and mis-shaped entries."
-    own = model.state_dict()
-    missing = [k for k in own if k not in state]
-    extra = [k for k in state if k not in own]
-    shapes = [f"{k}: checkpoint {tuple(state[k].shape)}, model {tuple(own[k].shape)}"
-              for k in own if k in state and hasattr(state[k], 'shape') and state[k].shape != own[k].shape]
-    if missing or extra or shapes:
-        raise ValueError(f"{path} does not fit this model: " + '; '.join(filter(None, [
-            missing and f"missing {', '.join(missing[:5])}", extra and f"unexpected {', '.join(extra[:5])}",
-            shapes and f"wrong shapes {', '.join(shapes[:5])}"])))
-    model.load_state_dict(state)
-
 def load_checkpoint(path: str | Path, # a checkpoint.pt written by train, or its folder
                     map_location: str = 'cpu') -> TrainResult:
-    "The trained model (in eval mode), its history and config, from a checkpoint."
+    "The trained model (in eval mode, with its spec), its history and config, from a checkpoint."
     path = Path(path)
     if path.is_dir(): path = path / 'checkpoint.pt'
     state = read_checkpoint(path, map_location)
+    if 'config' not in state:
+        raise ValueError(f"{path} holds a model without a training config (written by SteerableModel.save): "
+                         "open it with SteerableModel.load")
     cfg = TrainConfig.from_dict(json.loads(state['config']))
-    meta = state['meta']
-    model = build_model(cfg, meta['channels'], len(meta['classes']), len(meta['param_names']))
+    model = SteerableModel.from_spec(checkpoint_spec(state))
     load_model_state(model, state['model'], path)
-    model.meta = meta
-    return TrainResult(model.to(map_location).eval(), list(state['history']), path, cfg)
+    return TrainResult(model.to(map_location).eval(), list(state.get('history', [])), path, cfg)
 
 # %% ../nbs/05_train.ipynb #ca78c8ee
 def history_figure(history: list[dict], title: str = 'training'):
@@ -481,10 +512,11 @@ def write_history(history: list[dict], out_dir: str | Path, cfg: TrainConfig | N
 def export_weights(checkpoint: str | Path, # a checkpoint written by train (or its folder)
                    path: str | Path, # where to write the weights-only copy
                   ) -> Path:
-    "Write a weights-only copy of `checkpoint` (config, meta, weights, history; no optimiser state) to `path`."
+    "Write a weights-only copy of `checkpoint` (config, spec, weights, history; no optimiser state) to `path`."
     checkpoint = Path(checkpoint)
     state = read_checkpoint(checkpoint / 'checkpoint.pt' if checkpoint.is_dir() else checkpoint)
-    keep = {k: state[k] for k in ('config', 'meta', 'model', 'history')}
+    keep = {k: state[k] for k in ('config', 'model', 'history')}
+    keep['spec'] = checkpoint_spec(state).to_dict()
     return save_checkpoint(path, dict(keep, weights_only=True, epoch=state.get('epoch', 0), step=0))
 
 def pretrained_path(name: str = 'demo') -> Path:

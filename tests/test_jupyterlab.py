@@ -7,28 +7,16 @@ moves it with the keyboard, and checks that the plotly trace in the page follows
 mode, with an invariant baseline. It saves screenshots under the test's tmp_path and copies the one taken after the
 moves to steerable_outputs/jupyterlab.png.
 
-Chromium is Debian's (`apt-get install chromium`; `STEERABLE_CHROMIUM` names another binary); Playwright comes from
-PyPI and is pointed at it: never `playwright install`. Where either is missing the test is skipped with a message
-saying what to install, and fails instead when `CI` is set, so CI cannot pass without running it."""
+The browser comes from tests/browser.py: Debian's Chromium (`STEERABLE_NB_CHROMIUM` names another binary) driven by
+Playwright from PyPI, never `playwright install`. Where either is missing the test is skipped with a message saying
+what to install, and fails instead when `CI` is set, so CI cannot pass without running it."""
 import json, os, shutil, signal, socket, subprocess, sys, time, secrets, urllib.request
 from pathlib import Path
 import pytest
 from conftest import ROOT
+from browser import launch
 
-CHROMIUM = os.environ.get('STEERABLE_CHROMIUM', '/usr/bin/chromium')
-CHROMIUM_FLAGS = ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
-                  '--disable-sync', '--no-first-run']
 WAIT_MS = 90_000  # the longest any single wait in the page may take
-
-def _missing(what: str):
-    (pytest.fail if os.environ.get('CI') else pytest.skip)(what)
-
-def _chromium() -> str:
-    path = shutil.which(CHROMIUM) or (CHROMIUM if Path(CHROMIUM).is_file() else None)
-    if not path:
-        _missing(f"Chromium not found at {CHROMIUM}: install Debian's chromium (apt-get update && apt-get install -y "
-                 "chromium) or set STEERABLE_CHROMIUM; never run `playwright install`")
-    return path
 
 def _free_port() -> int:
     with socket.socket() as s:
@@ -116,12 +104,9 @@ def _slider_label(page, index: int) -> str:
     return page.locator('.widget-slider').nth(index).locator('.widget-label').first.inner_text()
 
 def test_explorer_in_jupyterlab(lab, tmp_path):
-    chromium = _chromium()
-    try: from playwright.sync_api import sync_playwright
-    except ImportError: _missing("the playwright package is not installed (pip install playwright; never `playwright install`)")
-    shots = tmp_path / 'screenshots'; shots.mkdir()
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS, headless=True, timeout=60_000)
+    shots = tmp_path / 'screenshots'
+    shots.mkdir()
+    with launch(timeout_ms=60_000) as browser:
         try:
             page = browser.new_page(viewport={'width': 1500, 'height': 1300})
             page.set_default_timeout(WAIT_MS)
@@ -192,7 +177,5 @@ def test_explorer_in_jupyterlab(lab, tmp_path):
             except Exception: seen = '(page unreadable)'
             raise AssertionError(f"{e}\nscreenshot: {shots / 'failure.png'}\npage text (end): {seen}\n"
                                  f"server log (end): {lab['log'].read_text()[-2000:]}") from e
-        finally:
-            browser.close()
     out_dir = ROOT / 'steerable_outputs'; out_dir.mkdir(exist_ok=True)
     shutil.copy(shots / 'jupyterlab.png', out_dir / 'jupyterlab.png')

@@ -52,6 +52,7 @@ def register_equivariance_loss(name: str # the `kind` that `equivariance_loss(..
     "Class decorator: register an `EquivarianceLoss` subclass as a form of the equivariance loss."
     return EQUIVARIANCE_REGISTRY.register(name)
 
+# %% ../nbs/04_losses.ipynb #a24bbc55
 def _cosine(pred, target): return (_unit(pred) * _unit(target)).sum(-1)  # (B,)
 
 @register_equivariance_loss('infonce')

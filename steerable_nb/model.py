@@ -120,7 +120,8 @@ class SteerableModel(nn.Module):
         trained = self.spec.param_names if self.spec else ()
         if aug.param_dim != self.steering.param_dim or (trained and tuple(trained) != tuple(aug.param_names)):
             was = f" ({', '.join(trained)})" if trained else ''
-            raise ValueError(f"augmentation '{aug.name}' has {aug.param_dim} parameters ({', '.join(aug.param_names)}), "
+            names = ', '.join(aug.param_names)
+            raise ValueError(f"augmentation '{aug.name}' has {aug.param_dim} parameters ({names}), "
                              f"but the model's steering map was trained on {self.steering.param_dim}{was}: "
                              "pass the model's own augmentation")
         return aug
@@ -202,7 +203,8 @@ def load_model_state(model: nn.Module, state: dict, path: str | Path = 'checkpoi
               for k in own if k in state and hasattr(state[k], 'shape') and state[k].shape != own[k].shape]
     problems = [missing and f"missing {', '.join(missing[:5])}", extra and f"unexpected {', '.join(extra[:5])}",
                 shapes and f"wrong shapes {', '.join(shapes[:5])}"]
-    if missing or extra or shapes: raise ValueError(f"{path} does not fit this model: " + '; '.join(filter(None, problems)))
+    if missing or extra or shapes:
+        raise ValueError(f"{path} does not fit this model: " + '; '.join(filter(None, problems)))
     model.load_state_dict(state)
 
 def checkpoint_spec(state: dict) -> ModelSpec:

@@ -63,19 +63,22 @@ class Registry:
     def __repr__(self): return f"Registry({self.what!r}: {', '.join(self.names)})"
 
 # %% ../nbs/03_steering.ipynb #c4c7683a
-class SteeringMap(nn.Module):
-    "Learned linear maps M(θ) on d-dimensional embeddings for k augmentation parameters; M(0) = I."
-    name: str  # the registered kind, set by `register_steering`
-
-    def __new__(cls, *args, **kwargs):
-        "`SteeringMap(..., kind)` builds the class registered as `kind`; a kind's own class builds itself."
+class _BuiltByKind:
+    "Calling `SteeringMap(..., kind)` builds the class registered as `kind`; a kind's own class builds itself."
+    def __new__(cls, *args, **kwargs):  # a base of its own, so that inspect.signature shows SteeringMap.__init__
         given = len(args) > 2 or 'kind' in kwargs
-        kind = args[2] if len(args) > 2 else kwargs.get('kind', 'exp')
+        kind = args[2] if len(args) > 2 else kwargs.get('kind', 'exp')  # the default of SteeringMap.__init__
         if cls is SteeringMap:
             cls = STEERING_REGISTRY[kind]
+        elif 'name' not in vars(cls):  # an unregistered subclass would pass for its parent's kind in checkpoints
+            raise TypeError(f"{cls.__name__} is not a registered steering kind; decorate it with @register_steering")
         elif given and kind != cls.name:
             raise ValueError(f"{cls.__name__} is the {cls.name!r} steering kind; got kind={kind!r}")
         return super().__new__(cls)
+
+class SteeringMap(_BuiltByKind, nn.Module):
+    "Learned linear maps M(θ) on d-dimensional embeddings for k augmentation parameters; M(0) = I."
+    name: str  # the registered kind, set by `register_steering`
 
     def __init__(self, dim: int, # embedding dimension d
                  param_dim: int, # number of augmentation parameters k

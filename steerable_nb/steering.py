@@ -12,8 +12,8 @@ import torch.nn.functional as F
 
 # %% auto #0
 __all__ = ['STEERING_REGISTRY', 'STEERING_KINDS', 'RegisteredNames', 'Registry', 'SteeringMap', 'register_steering',
-           'LinearSteering', 'ExpSteering', 'MLPSteering', 'IdentitySteering', 'FixedSteering', 'steering_errors',
-           'retrieval_ranks', 'retrieval_scores']
+           'LinearSteering', 'ExpSteering', 'MLPSteering', 'IdentitySteering', 'kind_label', 'kind_colour',
+           'FixedSteering', 'steering_errors', 'retrieval_ranks', 'retrieval_scores']
 
 # %% ../nbs/03_steering.ipynb #79746c4d
 class RegisteredNames(Sequence):
@@ -79,6 +79,8 @@ class _BuiltByKind:
 class SteeringMap(_BuiltByKind, nn.Module):
     "Learned linear maps M(θ) on d-dimensional embeddings for k augmentation parameters; M(0) = I."
     name: str  # the registered kind, set by `register_steering`
+    label: str = ''  # how tables and figures name models of this kind ('': "steerable (<kind>)")
+    colour: str = '#7f7f7f'  # the colour figures draw this kind in
 
     def __init__(self, dim: int, # embedding dimension d
                  param_dim: int, # number of augmentation parameters k
@@ -151,6 +153,7 @@ def register_steering(name: str # the `kind` that `SteeringMap(dim, param_dim, k
 @register_steering('linear')
 class LinearSteering(SteeringMap):
     "M(θ) = I + Σ_k θ_k A_k with learned generators A_k: first order in θ."
+    colour = '#9467bd'
     def init_parameters(self):
         self.generators = nn.Parameter(torch.randn(self.param_dim, self.dim, self.dim) * self.init_scale
                                        / math.sqrt(self.dim))
@@ -191,6 +194,7 @@ def _expm_action(apply_g, # v ↦ G v for a batch of vectors (B, d) → (B, d)
 @register_steering('exp')
 class ExpSteering(LinearSteering):
     "M(θ) = exp(Σ_k θ_k A_k): invertible, M(θ)⁻¹ = M(−θ), and steps along one direction compose."
+    colour = '#1f77b4'
     def compute_matrices(self, params): return torch.linalg.matrix_exp(self.generator(params))
 
     def steer(self, embeddings, params):
@@ -203,6 +207,7 @@ class ExpSteering(LinearSteering):
 @register_steering('mlp')
 class MLPSteering(LinearSteering):
     "M(θ) = I + Σ_k θ_k A_k + U(θ)V(θ)ᵀ, with U, V (d x r) from a bias-free MLP of θ: the paper's hypernetwork."
+    colour = '#2ca02c'
     def init_parameters(self):
         super().init_parameters()  # the generators first: the order fixes the initial values under a seed
         self.hyper = nn.Sequential(nn.Linear(self.param_dim, self.hidden, bias=False), nn.SiLU(),
@@ -229,8 +234,19 @@ class MLPSteering(LinearSteering):
 @register_steering('none')
 class IdentitySteering(SteeringMap):
     "M(θ) = I for every θ, with no parameters: the invariant baseline."
+    label, colour = 'invariant', '#d62728'
     def compute_matrices(self, params): return self.identity(params).clone()
     def steer(self, embeddings, params): return embeddings
+
+# %% ../nbs/03_steering.ipynb #d918606d
+def kind_label(kind: str) -> str:
+    "How tables and figures name a model whose steering map is of `kind`: 'steerable (exp)', 'invariant', ..."
+    cls = STEERING_REGISTRY[kind]
+    return cls.label or f"steerable ({kind})"
+
+def kind_colour(kind: str) -> str:
+    "The colour figures draw models of steering kind `kind` in."
+    return STEERING_REGISTRY[kind].colour
 
 # %% ../nbs/03_steering.ipynb #dce3e9ed
 class FixedSteering(nn.Module):

@@ -16,7 +16,7 @@ from plotly.subplots import make_subplots
 from .augment import AugmentationFamily, to_uint8_rgb
 from .data import load_dataset
 from .model import SteerableModel
-from .steering import steering_errors
+from .steering import steering_errors, kind_label
 from .train import TrainConfig, TrainResult, load_checkpoint, load_pretrained
 
 # %% auto #0
@@ -280,7 +280,7 @@ def _default_images(model: SteerableModel, cfg: TrainConfig | None, n: int, skip
     return torch.stack([x for x, _ in items]), [ds.classes[int(y)] for _, y in items]
 
 def _panel_name(model: SteerableModel) -> str:
-    return 'invariant (M = I)' if model.steering.kind == 'none' else f"steerable ({model.steering.kind} map)"
+    return kind_label(model.steering.kind)
 
 _READOUT_COLUMNS = (  # (heading, what it means)
     ('rel. error', '‖M(θ)f(x) − f(g_θ x)‖ / ‖f(g_θ x)‖'),

@@ -12,7 +12,7 @@ from tqdm.auto import tqdm
 from .augment import get_augmentation, sweep_figure
 from .data import (ImageDataset, load_dataset, dataset_spec, dataset_figure, corrupt_dataset, atomic_write,
                                CORRUPTIONS, SEVERITIES)
-from .steering import STEERING_KINDS
+from .steering import STEERING_KINDS, kind_label, kind_colour
 from .train import TrainConfig, train, load_checkpoint, read_checkpoint, resolve_device, export_weights
 from .evaluate import (embed, equivariance_report, probe_transfer, active_mask, equivariance_pairs,
                                    score_steering, fit_linear_steering, classifier_head, accuracy, corruption_accuracy,
@@ -20,11 +20,10 @@ from .evaluate import (embed, equivariance_report, probe_transfer, active_mask, 
                                    ood_metrics, aggregate, fmt_stat)
 
 # %% auto #0
-__all__ = ['MODEL_LABELS', 'register_subset', 'BenchConfig', 'bench_data', 'Run', 'bench_runs', 'mixed_corruption',
-           'evaluate_run', 'claims_table', 'format_claims', 'format_table', 'short_table', 'claims_markdown',
-           'write_json', 'run_bench', 'equivariance_figure', 'tta_figure', 'corruption_accuracy_figure', 'ood_figure',
-           'training_figure', 'bench_figures', 'html_page', 'page_figures', 'write_report', 'steering_sweep',
-           'sweep_markdown', 'demo']
+__all__ = ['register_subset', 'BenchConfig', 'bench_data', 'Run', 'bench_runs', 'mixed_corruption', 'evaluate_run',
+           'claims_table', 'format_claims', 'format_table', 'short_table', 'claims_markdown', 'write_json', 'run_bench',
+           'equivariance_figure', 'tta_figure', 'corruption_accuracy_figure', 'ood_figure', 'training_figure',
+           'bench_figures', 'html_page', 'page_figures', 'write_report', 'steering_sweep', 'sweep_markdown', 'demo']
 
 # %% ../nbs/11_bench.ipynb #e5d472e8
 def register_subset(base: str, # a dataset name, e.g. 'fashion_mnist'
@@ -300,7 +299,10 @@ def evaluate_run(model, # a trained SteerableModel
     return res
 
 # %% ../nbs/11_bench.ipynb #c5e6ee4f
-MODEL_LABELS = {'exp': 'steerable (exp)', 'mlp': 'steerable (mlp)', 'linear': 'steerable (linear)', 'none': 'invariant'}
+def _label(kind: str, labels: dict | None = None) -> str:
+    "The column name of a model: `labels[kind]`, else its steering kind's label (`kind_label`)."
+    if labels and kind in labels: return labels[kind]
+    return kind_label(kind) if kind in STEERING_KINDS else kind
 
 def _paired(results: dict, kinds, get) -> dict:
     "Per-seed differences get(kind) − get('none'), aggregated: the paired comparison with the invariant model."
@@ -360,7 +362,7 @@ def claims_table(per_seed: dict, # steering kind → one `evaluate_run` result p
                         vs_invariant=_paired(per_seed, list(per_seed), get)))
     return out
 
-# %% ../nbs/11_bench.ipynb #57d67e27
+# %% ../nbs/11_bench.ipynb #06aba305
 _BETTER = {'higher': '↑', 'lower': '↓'}
 
 def _text(head: list[str], body: list[list[str]]) -> str:
@@ -383,14 +385,14 @@ _RENDER = dict(text=_text, markdown=_markdown, html=_html)
 def format_claims(rows: list[dict], # claims_table rows
                   kinds, # steering kinds, in column order; with 'none' the paired differences get columns too
                   fmt: str = 'text', # 'text', 'markdown' or 'html'
-                  labels: dict | None = None, # kind → column name (default: MODEL_LABELS)
+                  labels: dict | None = None, # kind → column name (default: the kind's `kind_label`)
                   pct_claims=('accuracy', 'transfer', 'robustness')) -> str: # claims shown in percent
     "The claims table: each model's mean ± std over seeds and each steerable kind's paired difference to invariant."
     if fmt not in _RENDER: raise ValueError(f"fmt must be one of {', '.join(_RENDER)}; got {fmt!r}")
-    labels = {**MODEL_LABELS, **(labels or {})}
     kinds = list(kinds)
     diffs = [k for k in kinds if k != 'none'] if 'none' in kinds else []
-    head = ['claim', 'metric'] + [labels.get(k, k) for k in kinds] + [f"{labels.get(k, k)} − invariant" for k in diffs]
+    names = {k: _label(k, labels) for k in kinds}
+    head = ['claim', 'metric'] + [names[k] for k in kinds] + [f"{names[k]} − invariant" for k in diffs]
     body = []
     for r in rows:
         pct = r['claim'] in pct_claims or 'accuracy' in r['metric']
@@ -428,7 +430,7 @@ def claims_markdown(results: dict, # a results.json
         f"\n\nMean ± std over {n} seed(s); accuracies in %; differences are per-seed paired. "
         f"Command: `{results.get('command') or 'steerable_bench'}`")
 
-# %% ../nbs/11_bench.ipynb #1af796ba
+# %% ../nbs/11_bench.ipynb #5339c5ba
 _EVAL_KEYS = ('dataset', 'other', 'augmentation', 'n_test', 'n_eval', 'n_fit', 'n_corrupt', 'corruptions', 'severities',
               'n_probe', 'k_retrieval', 'k_tta', 'ks', 'k_ood', 'tta_scale', 'n_timing', 'timing_repeats', 'split_seed',
               'image_size')
@@ -489,7 +491,7 @@ def _results(cfg: BenchConfig, data: dict, runs: list[Run], per_seed: dict, comm
         environment=dict(python=platform.python_version(), torch=torch.__version__, threads=torch.get_num_threads(),
                          machine=platform.machine(), cpus=os.cpu_count(), device=str(cfg.device),
                          date=time.strftime('%Y-%m-%d %H:%M')),
-        models={k: dict(label=MODEL_LABELS.get(k, k), kind=k, seeds=list(cfg.seeds), **aggregate(v))
+        models={k: dict(label=_label(k), kind=k, seeds=list(cfg.seeds), **aggregate(v))
                 for k, v in per_seed.items()},
         claims=claims_table(per_seed, cfg))
 
@@ -517,7 +519,8 @@ def run_bench(cfg: BenchConfig, # what to train and measure
     return results
 
 # %% ../nbs/11_bench.ipynb #12e31166
-_COLOURS = {'exp': '#1f77b4', 'mlp': '#2ca02c', 'linear': '#9467bd', 'none': '#d62728'}
+def _colour(kind: str) -> str | None:
+    return kind_colour(kind) if kind in STEERING_KINDS else None  # None: plotly picks one
 
 def _err(stats):
     return dict(type='data', array=[(s.get('std') or 0) for s in stats], visible=True)
@@ -540,7 +543,7 @@ def equivariance_figure(results: dict): # a results.json
     f = make_subplots(rows=1, cols=3, subplot_titles=('relative displacement error vs ‖θ‖',
                                                       'Hit@1 vs ‖θ‖ (K/2 candidates)', 'Hit@1 per family'))
     for k, m in results['models'].items():
-        eq, c = m['equivariance'], _COLOURS.get(k)
+        eq, c = m['equivariance'], _colour(k)
         x = [b['theta_norm']['mean'] for b in eq['by_norm']]
         for col, key in ((1, 'rel_displacement_error'), (2, 'hit_at_1')):
             f.add_trace(_curve(x, [b[key] for b in eq['by_norm']], m['label'], k, showlegend=col == 1, line_color=c),
@@ -560,7 +563,7 @@ def tta_figure(results: dict): # a results.json
     f = make_subplots(rows=1, cols=2, subplot_titles=('speed-up of steered over true TTA',
                                                       'accuracy (clean test images)'))
     for k, m in results['models'].items():
-        by_k, c = m['tta']['by_k'], _COLOURS.get(k)
+        by_k, c = m['tta']['by_k'], _colour(k)
         ks = sorted(by_k, key=int)
         x = [int(q) for q in ks]
         f.add_trace(_curve(x, [by_k[q]['speedup'] for q in ks], m['label'], k, line_color=c), row=1, col=1)
@@ -580,7 +583,7 @@ def corruption_accuracy_figure(results: dict): # a results.json
     for k, m in results['models'].items():
         pc = m['corruption_accuracy']['per_corruption']
         f.add_trace(go.Bar(x=list(pc), y=_m(pc.values()), error_y=_err(pc.values()), name=m['label'],
-                           marker_color=_COLOURS.get(k)))
+                           marker_color=_colour(k)))
     f.update_layout(title=f"Accuracy per corruption, mean over severities ({_spread(results)})", barmode='group',
                     height=400, width=1150, yaxis_title='accuracy')
     return f
@@ -598,7 +601,7 @@ def ood_figure(results: dict): # a results.json
                 roc, auc = m['ood']['roc'][s][score], m['ood']['auroc'][s][score]['mean']
                 f.add_trace(go.Scatter(x=_m(roc['fpr']), y=_m(roc['tpr']), mode='lines', legendgroup=f"{k}{score}",
                                        showlegend=j == 0, name=f"{m['label']}: {score}",
-                                       line=dict(color=_COLOURS.get(k), dash=dash), hovertext=f"AUROC {auc:.3f}"),
+                                       line=dict(color=_colour(k), dash=dash), hovertext=f"AUROC {auc:.3f}"),
                             row=1, col=j + 1)
         f.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode='lines', line=dict(color='grey', width=1), showlegend=False),
                     row=1, col=j + 1)
@@ -617,7 +620,7 @@ def training_figure(results: dict): # a results.json
         for col, key in ((1, 'loss'), (2, 'val_acc'), (3, 'hit_at_1')):
             if key not in h: continue
             f.add_trace(_curve(list(range(1, len(h[key]) + 1)), h[key], m['label'], k, showlegend=col == 1,
-                               line_color=_COLOURS.get(k)), row=1, col=col)
+                               line_color=_colour(k)), row=1, col=col)
     f.update_xaxes(title_text='epoch')
     f.update_layout(title=f"Training curves, main runs ({_spread(results)})", height=350, width=1150)
     return f
@@ -627,7 +630,7 @@ def bench_figures(results: dict) -> list: # a results.json
     return [f(results) for f in (equivariance_figure, tta_figure, corruption_accuracy_figure, ood_figure,
                                  training_figure)]
 
-# %% ../nbs/11_bench.ipynb #777c049d
+# %% ../nbs/11_bench.ipynb #6d82fe2e
 def html_page(title: str, # the page's title and heading
               parts: list) -> str: # HTML strings and plotly figures, in order
     "A self-contained HTML page: `parts` in order, plotly.js inlined once (before the first figure): it opens offline."

@@ -13,7 +13,7 @@ from torch.utils.benchmark import Timer
 from tqdm.auto import tqdm
 from .augment import AugmentationFamily, Compose
 from .data import CORRUPTIONS, SEVERITIES, corrupt_dataset, dataset_tensors
-from .steering import FixedSteering, steering_errors, retrieval_scores
+from .steering import SteeringMap, FixedSteering, steering_errors, retrieval_scores
 from .model import SteerableModel
 
 # %% auto #0

@@ -1,9 +1,12 @@
-"""steerable_bench --quick as a real process: results.json schema, the offline report, identical training, reuse on rerun."""
+"""steerable_bench --quick as a real process: results.json schema, the offline report, identical training, reuse on rerun;
+a bench checkpoint reopened, evaluated, explored and resumed by another process."""
 import json, sys
+from dataclasses import asdict
 from pathlib import Path
 import pytest
 from conftest import run
-from steerable_nb.train import read_checkpoint
+from steerable_nb.bench import BenchConfig, bench_data, bench_runs, bench_figures, page_figures
+from steerable_nb.train import TrainConfig, train, read_checkpoint, load_checkpoint
 
 BIN = Path(sys.executable).parent / 'steerable_bench'
 ENV = {'no_proxy': '*', 'http_proxy': 'http://127.0.0.1:9', 'https_proxy': 'http://127.0.0.1:9', 'OMP_WAIT_POLICY': 'PASSIVE'}
@@ -34,8 +37,11 @@ def test_quick_bench_writes_results_and_an_offline_report(quick):
     inv = res['models']['none']
     assert abs(inv['tta']['accuracy_steered']['mean'] - inv['tta']['accuracy_none']['mean']) < 1e-9  # M = I
     assert any(r['vs_invariant'] for r in res['claims'])  # paired differences against the invariant model
-    html = (out / 'report.html').read_text()
-    assert html.count('class="plotly-graph-div"') == 5 and '<script src=' not in html
+    page = (out / 'report.html').read_text()
+    drawn = page_figures(page)  # what a browser draws: every figure of the results, titled and with its traces
+    assert [f['layout']['title']['text'] for f in drawn] == [f.layout.title.text for f in bench_figures(res)]
+    assert all(f['data'] for f in drawn)
+    assert '<script src=' not in page and 'plotly.js v' in page  # plotly.js inlined: the page works offline
 
 def test_every_model_of_a_seed_is_trained_identically_but_for_steering(quick):
     out, _, _ = quick
@@ -63,3 +69,41 @@ def test_bench_help_and_bad_input(tmp_path):
     p = run(BIN, '--quick', '--kinds', 'exp,rotation', '--out', tmp_path, check=False)
     assert p.returncode == 1 and 'steerable_bench: error: kinds must be steering kinds' in p.stderr
     assert 'Traceback' not in p.stderr and not (tmp_path / 'results.json').exists()
+
+FRESH = """
+import sys, torch
+from steerable_nb.train import load_checkpoint
+from steerable_nb.data import load_dataset
+from steerable_nb.evaluate import embed
+from steerable_nb.widgets import SteeringExplorer
+res = load_checkpoint(sys.argv[1])
+cfg = res.config
+test = load_dataset(cfg.dataset, 'test', root=cfg.data_root, size=cfg.image_size, seed=cfg.split_seed)
+assert test.classes == ['0', '1', '2', '3', '4'], test.classes
+z = embed(res.model, test.images[:16])
+assert tuple(z.shape) == (16, cfg.embed_dim) and bool(torch.isfinite(z).all())
+explorer = SteeringExplorer(load_checkpoint(sys.argv[1]))
+assert list(explorer.sliders) == list(res.model.augmentation.param_names)
+print('reopened', cfg.dataset)
+"""
+
+def _flags(cfg: TrainConfig, **changes) -> list[str]:
+    "steerable_train flags that rebuild `cfg` (with `changes`): one per field that differs from the default."
+    default, flags = asdict(TrainConfig()), []
+    for k, v in {**asdict(cfg), **changes}.items():
+        if v == default[k]: continue
+        if isinstance(v, bool): flags.append(f"--{k}" if v else f"--no-{k}")
+        else: flags += [f"--{k}", 'none' if v is None else str(v)]
+    return flags
+
+def test_a_subset_checkpoint_reopens_in_a_fresh_process(tmp_path):
+    "A bench run on part of a dataset names it by value: another process opens, evaluates, explores and resumes it."
+    cfg = BenchConfig.quick(out=str(tmp_path), kinds=('exp',), seeds=(0,), n_train=300)
+    run_ = next(r for r in bench_runs(cfg, bench_data(cfg)) if r.protocol == 'split')
+    assert run_.config.dataset == 'digits~classes0-1-2-3-4~n150'
+    ck = train(run_.config, progress=False).checkpoint
+    assert 'reopened digits~classes0-1-2-3-4~n150' in run(sys.executable, '-c', FRESH, ck, env=ENV).stdout
+    p = run(BIN.parent / 'steerable_train', *_flags(run_.config, epochs=2), '--resume', '--quiet', env=ENV)
+    assert str(Path(ck).resolve()) in p.stdout
+    res = load_checkpoint(ck)
+    assert len(res.history) == 2 and res.config.dataset == run_.config.dataset  # one more epoch, on the same data

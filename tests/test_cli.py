@@ -1,8 +1,9 @@
 import json
 from conftest import ROOT, run
+from steerable_nb.bench import bench_figures, page_figures
 
-# Offline (no proxy reachable), a private corrupted-set cache, and passive OpenMP threads (on a busy 2-core machine,
-# spinning OpenMP threads make PyTorch many times slower; the setting changes no result).
+# Offline (no proxy reachable), a private corrupted-set cache, and passive OpenMP threads (when the tests share the
+# cores with other processes, spinning OpenMP threads make PyTorch many times slower; the setting changes no result).
 DEMO_ENV = {'no_proxy': '*', 'http_proxy': 'http://127.0.0.1:9', 'https_proxy': 'http://127.0.0.1:9',
             'OMP_WAIT_POLICY': 'PASSIVE'}
 
@@ -16,9 +17,12 @@ def test_demo_trains_evaluates_and_reports_offline(bin_dir, tmp_path):
     report = tmp_path / 'demo' / 'report.html'
     assert str(report.resolve()) in p.stdout
     for text in ('steerable (exp)', 'invariant', 'Hit@1', 'mean corruption accuracy', 'speed-up'): assert text in p.stdout
-    html = report.read_text()
-    assert html.count('class="plotly-graph-div"') == 7 and '<script src=' not in html  # plotly.js inlined: offline
+    page = report.read_text()
     res = json.loads((tmp_path / 'demo' / 'results.json').read_text())
+    titles = [f['layout']['title']['text'] for f in page_figures(page)]  # what a browser draws
+    assert titles[0].startswith('digits') and "'color+crop' on a digits image" in titles[1], titles[:2]
+    assert titles[2:] == [f.layout.title.text for f in bench_figures(res)]
+    assert '<script src=' not in page and 'plotly.js v' in page  # plotly.js inlined: the page works offline
     assert sorted(res['models']) == ['exp', 'none']
     for m in res['models'].values():
         assert {'equivariance', 'transfer', 'corruption_accuracy', 'tta', 'ood'} <= set(m)

@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 from torch import nn
 import plotly.graph_objects as go
+from sklearn.utils.extmath import svd_flip
 from plotly.subplots import make_subplots
 from .augment import AugmentationFamily, to_uint8_rgb
 from .data import load_dataset
@@ -84,12 +85,11 @@ def pca_basis(points: torch.Tensor # (n, d) the points to fit
         raise ValueError(f"points must be a non-empty (n, d) tensor; got {tuple(getattr(points, 'shape', ()))}")
     points = points.detach().float()
     mean = points.mean(0)
-    _, s, vh = torch.linalg.svd(points - mean, full_matrices=False)
+    u, s, vh = torch.linalg.svd(points - mean, full_matrices=False)
     n = min(3, int((s > 1e-6 * s.max().clamp_min(1e-30)).sum()))  # directions the points really span
+    _, vh = svd_flip(u.cpu().numpy(), vh.cpu().numpy(), u_based_decision=False)  # largest loading positive
     comps = torch.zeros(3, points.shape[1], dtype=points.dtype, device=points.device)
-    comps[:n] = vh[:n]
-    idx = comps.abs().argmax(1)
-    comps *= torch.where(comps.gather(1, idx[:, None]) < 0, -1.0, 1.0)
+    comps[:n] = torch.from_numpy(vh[:n]).to(comps)
     var = torch.zeros(3)
     var[:n] = (s[:n] ** 2).cpu()
     explained = (var / (s.cpu() ** 2).sum().clamp_min(1e-30)).tolist()

@@ -16,7 +16,7 @@ from sklearn.utils.extmath import svd_flip
 from plotly.subplots import make_subplots
 from .augment import AugmentationFamily, to_uint8_rgb
 from .data import load_dataset
-from .model import SteerableModel
+from .model import SteerableModel, read_checkpoint
 from .steering import steering_errors, kind_label
 from .train import TrainConfig, TrainResult, load_checkpoint, load_pretrained
 
@@ -27,10 +27,9 @@ __all__ = ['TRACE_NAMES', 'resolve_model', 'check_model_images', 'torch_threads'
 # %% ../nbs/07_widgets.ipynb #738c7f29
 def _open_checkpoint(path: str | Path) -> TrainResult | SteerableModel:
     "What a checkpoint holds: a TrainResult when `train` wrote it (it has a config), else the bare SteerableModel."
-    try: return load_checkpoint(path)
-    except ValueError as e:
-        if 'SteerableModel.load' not in str(e): raise
-    return SteerableModel.load(path)
+    path = Path(path)
+    file = path / 'checkpoint.pt' if path.is_dir() else path
+    return load_checkpoint(file) if 'config' in read_checkpoint(file) else SteerableModel.load(file)
 
 def resolve_model(model, # a TrainResult, a SteerableModel, or the path of a checkpoint (or of its folder)
                   aug: AugmentationFamily | str | None = None, # the augmentation family; None: the model's own

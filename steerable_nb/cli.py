@@ -37,35 +37,45 @@ def demo_main(out: str = 'steerable_outputs/demo', # folder for report.html and 
     print(f"report written to {(Path(out) / 'report.html').resolve()} ({time.perf_counter() - t:.1f} s)")
 
 # %% ../nbs/08_cli.ipynb #447112bb
+def _names(s: str | None) -> tuple | None:
+    "A comma-separated list as a tuple ('' or 'none': empty); None stays None."
+    if s is None: return None
+    return () if s.strip().lower() in ('', 'none') else tuple(x.strip() for x in s.split(',') if x.strip())
+
 @call_parse
-def bench_main(quick: store_true = False, # the few-minutes preset on the embedded digits
-               dataset: str = None, # main dataset (default: fashion_mnist; quick: digits)
-               other: str = None, # partner dataset for transfer and OOD ('none' to skip; default: digits)
-               encoder: str = None, # cnn-small, resnet18, resnet50
-               objective: str = None, # supervised or simclr
-               augmentation: str = None, # e.g. color+crop
-               kinds: str = None, # steering kinds, comma-separated (default: exp,mlp,none; none = invariant)
-               epochs: int = None, # training epochs
-               seeds: int = None, # number of seeds (0, 1, ..., seeds-1)
-               n_train: int = None, # training images of the main dataset (0: the whole split)
-               out: str = None): # output folder (default: steerable_outputs/bench; with --quick: .../bench-quick)
-    "steerable_bench: train steerable and invariant models alike, measure the paper's claims, write results and report."
-    from steerable_nb.bench import BenchConfig, run_bench, format_claims
+def bench_main(quick: store_true = False, # the toy-size preset (under two minutes): every arm, both objectives
+               seeds: int = None, # number of seeds (0, 1, ..., seeds-1; default 5)
+               epochs: int = None, # training epochs of every run
+               n_train: int = None, # training images (0: the whole split of the in-distribution classes)
+               arms: str = None, # supervised arms, comma-separated (default: exp,mlp,linear,invariant,plain,theta)
+               simclr_arms: str = None, # SimCLR arms ('none': no SimCLR runs; default: exp,invariant,plain)
+               encoder: str = None, # cnn (CPU default), cnn-small, resnet18, resnet50
+               embed_dim: int = None, # embedding dimension
+               long_epochs: int = None, # the training-length check's epochs (0: skip it)
+               device: str = None, # auto, cpu, cuda, cuda:1
+               shard: str = None, # 'i/n': train and evaluate only every n-th run from the i-th (parallel processes)
+               gather: store_true = False, # train nothing: write results from the seeds already complete
+               out: str = None): # output folder (default: steerable_outputs/repro; --quick: .../repro-quick)
+    "steerable_bench: train every arm alike, measure the paper's four claims, write results.json and report.html."
+    from steerable_nb.repro import ReproConfig, run_repro, train_and_evaluate, verdict_table
     t = time.perf_counter()
-    given = dict(dataset=dataset, other=other, encoder=encoder, objective=objective, augmentation=augmentation,
-                 epochs=epochs, out=out)
+    given = dict(epochs=epochs, encoder=encoder, embed_dim=embed_dim, long_epochs=long_epochs, device=device, out=out,
+                 arms=_names(arms), simclr_arms=_names(simclr_arms))
     kw = {k: v for k, v in given.items() if v is not None}
-    if 'other' in kw and kw['other'].lower() == 'none': kw['other'] = None
-    if kinds is not None: kw['kinds'] = tuple(k.strip() for k in kinds.split(',') if k.strip())
     if seeds is not None:
         if seeds < 1: raise SystemExit(f"steerable_bench: error: --seeds must be at least 1; got {seeds}")
         kw['seeds'] = tuple(range(seeds))
     if n_train is not None: kw['n_train'] = n_train or None
     argv = ' '.join(sys.argv[1:]) if sys.argv and sys.argv[0].endswith('steerable_bench') else ''
     with clear_errors('steerable_bench'):
-        cfg = BenchConfig.quick(**kw) if quick else BenchConfig(**kw)
-        results = run_bench(cfg, progress=True, command=f"steerable_bench {argv}".strip())
-    print(format_claims(results['claims'], cfg.kinds))
+        cfg = ReproConfig.quick(**kw) if quick else ReproConfig(**kw)
+        if shard:
+            try: i, n = (int(x) for x in shard.split('/'))
+            except ValueError: raise ValueError(f"--shard must be i/n, e.g. 0/2; got {shard!r}") from None
+            done = train_and_evaluate(cfg, shard=(i, n))
+            return print(f"shard {i}/{n}: {len(done)} runs done ({time.perf_counter() - t:.0f} s)")
+        results = run_repro(cfg, progress=True, command=f"steerable_bench {argv}".strip(), gather=gather)
+    print(verdict_table(results, 'text'))
     out_dir = Path(cfg.out).resolve()
     print(f"results: {out_dir / 'results.json'}\nreport: {out_dir / 'report.html'} ({time.perf_counter() - t:.0f} s)")
 

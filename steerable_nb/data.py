@@ -4,7 +4,8 @@
 
 # %% ../nbs/01_data.ipynb #eb1c8787
 from __future__ import annotations
-import gzip, hashlib, operator, os, pickle, re, secrets, struct, tempfile, zlib
+import functools, gzip, hashlib, math, operator, os, pickle, re, secrets, struct, tempfile, zlib
+from io import BytesIO
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, NamedTuple
@@ -15,11 +16,14 @@ from tqdm.auto import tqdm
 from .augment import check_images, to_uint8_rgb
 
 # %% auto #0
-__all__ = ['SPLITS', 'SPLIT_FRACTIONS', 'VAL_FRACTION', 'IDX_MAGIC', 'STL_SHAPE', 'DATASETS', 'CORRUPTIONS', 'SEVERITIES',
-           'resize_images', 'ImageDataset', 'split_indices', 'read_idx', 'read_idx_pair', 'RestrictedUnpickler',
-           'safe_load_pickle', 'read_cifar_batch', 'read_cifar_meta', 'read_stl10', 'cache_home', 'find_dataset_files',
-           'FolderDataset', 'dataset_tensors', 'DatasetInfo', 'DataSpec', 'dataset_spec', 'load_dataset',
-           'atomic_write', 'corrupt_images', 'corrupted_path', 'corrupt_dataset', 'dataset_figure', 'corruption_figure']
+__all__ = ['SPLITS', 'SPLIT_FRACTIONS', 'VAL_FRACTION', 'IDX_MAGIC', 'STL_SHAPE', 'COLOUR_SCHEME', 'DATASETS', 'CORRUPTIONS',
+           'HEADLINE_CORRUPTIONS', 'EXTRA_CORRUPTIONS', 'CORRUPTION_GROUPS', 'SEVERITIES', 'CALIBRATIONS',
+           'CORRUPTION_CONSTANTS', 'resize_images', 'ImageDataset', 'split_indices', 'read_idx', 'read_idx_pair',
+           'RestrictedUnpickler', 'safe_load_pickle', 'read_cifar_batch', 'read_cifar_meta', 'read_stl10', 'cache_home',
+           'find_dataset_files', 'FolderDataset', 'dataset_tensors', 'keyed_rng', 'image_colours', 'colourise',
+           'DatasetInfo', 'DataSpec', 'dataset_spec', 'load_dataset', 'atomic_write', 'CorruptionConstants',
+           'magick_motion_blur', 'corrupt_images', 'corruption_effect', 'active_corruptions', 'corrupted_path',
+           'corrupt_dataset', 'dataset_figure', 'corruption_figure']
 
 # %% ../nbs/01_data.ipynb #9ab504c7
 def _as_size(size) -> tuple[int, int] | None:
@@ -275,13 +279,18 @@ def _in_memory(x, y, classes, name, split, seed, size):
     labels = torch.from_numpy(np.asarray(y)[idx]).long()
     return ImageDataset(resize_images(images, size), labels, classes, name, split, seed)
 
+def _idx_part(name, split, root, download, n_classes) -> tuple[np.ndarray, np.ndarray]: # (N, H, W), (N,) uint8
+    "Images and labels of the official file of IDX set `name` that `split` comes from (train, val: the training one)."
+    files = find_dataset_files(name, root, download)
+    pre = 't10k' if split == 'test' else 'train'
+    x, y = read_idx_pair(files[f'{pre}-images-idx3-ubyte.gz'], files[f'{pre}-labels-idx1-ubyte.gz'])
+    if y.max(initial=0) >= n_classes:
+        raise ValueError(f"{name}: labels must lie in 0..{n_classes - 1}; got {y.max()}")
+    return x, y
+
 def _idx_loader(name, classes):
     def load(split, root, size, seed, download):
-        files = find_dataset_files(name, root, download)
-        pre = 't10k' if split == 'test' else 'train'
-        x, y = read_idx_pair(files[f'{pre}-images-idx3-ubyte.gz'], files[f'{pre}-labels-idx1-ubyte.gz'])
-        if y.max(initial=0) >= len(classes):
-            raise ValueError(f"{name}: labels must lie in 0..{len(classes) - 1}; got {y.max()}")
+        x, y = _idx_part(name, split, root, download, len(classes))
         return _in_memory(x[:, None], y, classes, name, split, seed, size)
     return load
 
@@ -347,6 +356,55 @@ def dataset_tensors(ds, # an ImageDataset, a FolderDataset, or any dataset of (i
     if not items: raise ValueError("dataset is empty")
     return torch.stack([x for x, _ in items]), torch.tensor([int(y) for _, y in items], dtype=torch.long)
 
+# %% ../nbs/01_data.ipynb #colr0002
+COLOUR_SCHEME = {  # uniform ranges, in HSV, of each image's foreground and background colours
+    'fg_hue': (0.0, 1.0), 'fg_saturation': (0.5, 1.0), 'fg_value': (0.6, 1.0),
+    'bg_hue_shift': (0.25, 0.75), 'bg_saturation': (0.2, 0.8), 'bg_value': (0.05, 0.45)}  # bg hue = fg hue + shift
+
+def keyed_rng(key: str # any text; the same text gives the same generator in every process and on every machine
+             ) -> np.random.Generator:
+    "A numpy generator seeded by the SHA-256 of `key`."
+    return np.random.default_rng(int.from_bytes(hashlib.sha256(key.encode()).digest()[:16], 'little'))
+
+def image_colours(n: int, # number of images in the file
+                  key: str # names the file, e.g. 'fashion_mnist/train'
+                 ) -> tuple[torch.Tensor, torch.Tensor]: # fg, bg: (n, 3) RGB in [0, 1]
+    "Foreground and background colours of images 0..n-1 of file `key`, from `COLOUR_SCHEME`; row i depends on i only."
+    from skimage.color import hsv2rgb
+    lo, hi = map(np.array, zip(*COLOUR_SCHEME.values()))
+    hue, sat, val, shift, bg_sat, bg_val = (lo + (hi - lo) * keyed_rng(key).random((n, 6))).T
+    fg = hsv2rgb(np.stack([hue, sat, val], -1)[:, None])[:, 0]
+    bg = hsv2rgb(np.stack([(hue + shift) % 1, bg_sat, bg_val], -1)[:, None])[:, 0]
+    return torch.from_numpy(fg).float(), torch.from_numpy(bg).float()
+
+def colourise(grey: torch.Tensor, # (N, 1, H, W) in [0, 1]: how much foreground colour each pixel takes
+              fg: torch.Tensor, # (N, 3) RGB in [0, 1]
+              bg: torch.Tensor # (N, 3) RGB in [0, 1]
+             ) -> torch.Tensor: # (N, 3, H, W) = bg + (fg - bg) * grey
+    "Colour grey images: the background colour where they are 0, the foreground colour where 1, linear in between."
+    return torch.addcmul(bg[:, :, None, None], (fg - bg)[:, :, None, None], grey).clamp_(0, 1)
+
+def _load_fashion_colour(split, root, size, seed, download):
+    x, y = _idx_part('fashion_mnist', split, root, download, len(_FASHION_CLASSES))
+    idx = _carve(split, seed, len(x), has_test=True)
+    fg, bg = image_colours(len(x), 'fashion_mnist/' + ('test' if split == 'test' else 'train'))
+    grey = F.pad(torch.from_numpy(x[idx]).float().div_(255)[:, None], (2, 2, 2, 2))  # 28 -> 32 px of background
+    return ImageDataset(resize_images(colourise(grey, fg[idx], bg[idx]), size), torch.from_numpy(y[idx]).long(),
+                        _FASHION_CLASSES, 'fashion_mnist_colour', split, seed)
+
+def _load_digits_colour(split, root, size, seed, download, canvas=32):
+    from sklearn.datasets import load_digits
+    d = load_digits()
+    n, (h, w) = len(d.target), d.images.shape[1:]
+    idx = _carve(split, seed, n, has_test=False)
+    top, left = torch.from_numpy(keyed_rng('digits/place').integers(0, canvas - h + 1, (n, 2))[idx]).T
+    grey = torch.zeros(len(idx), 1, canvas, canvas)
+    rows, cols = top[:, None, None] + torch.arange(h)[:, None], left[:, None, None] + torch.arange(w)
+    grey[torch.arange(len(idx))[:, None, None], 0, rows, cols] = torch.from_numpy(d.images[idx]).float() / 16
+    fg, bg = image_colours(n, 'digits')
+    return ImageDataset(resize_images(colourise(grey, fg[idx], bg[idx]), size), torch.from_numpy(d.target[idx]),
+                        [str(i) for i in range(10)], 'digits_colour', split, seed)
+
 # %% ../nbs/01_data.ipynb #b09942e1
 class DatasetInfo(NamedTuple):
     "A built-in dataset: how to load a split of it, and a line on where it comes from."
@@ -364,6 +422,12 @@ DATASETS: dict[str, DatasetInfo] = {
                          "MNIST (70,000 28x28 grey digits), IDX files"),
     'cifar10': DatasetInfo(_load_cifar10, "CIFAR-10 (60,000 32x32 RGB, 10 classes), python pickle batches"),
     'stl10': DatasetInfo(_load_stl10, "STL-10 labelled part (13,000 96x96 RGB, 10 classes), binary files"),
+    'fashion_mnist_colour': DatasetInfo(_load_fashion_colour,
+                                        "Fashion-MNIST padded to 32x32 and coloured per image (seeded colours, "
+                                        "independent of the class), from its IDX files"),
+    'digits_colour': DatasetInfo(_load_digits_colour,
+                                 "scikit-learn's 8x8 digits at a seeded place on a 32x32 canvas, coloured like "
+                                 "fashion_mnist_colour; offline"),
 }
 
 # %% ../nbs/01_data.ipynb #dspc0003
@@ -514,47 +578,365 @@ def atomic_write(path, # the file to create or replace; missing parent folders a
     return path
 
 # %% ../nbs/01_data.ipynb #b2a02fc4
-import corrupt_tta
+import corrupt_tta, cv2
+from PIL import Image
+from scipy import ndimage
+from skimage.color import hsv2rgb, rgb2hsv
+from skimage.util import random_noise
 
-CORRUPTIONS: tuple[str, ...] = tuple(f.__name__ for f in corrupt_tta.corruption_tuple)  # corrupt-tta's order
+CORRUPTIONS: tuple[str, ...] = (  # corrupt-tta's order
+    'gaussian_noise', 'shot_noise', 'impulse_noise', 'speckle_noise', 'gaussian_blur', 'glass_blur', 'defocus_blur',
+    'motion_blur', 'zoom_blur', 'fog', 'frost', 'snow', 'spatter', 'contrast', 'brightness', 'saturate',
+    'jpeg_compression', 'pixelate', 'elastic_transform')
+HEADLINE_CORRUPTIONS = ('gaussian_noise', 'shot_noise', 'impulse_noise', 'defocus_blur', 'glass_blur', 'motion_blur',
+                        'zoom_blur', 'snow', 'frost', 'fog', 'brightness', 'contrast', 'elastic_transform', 'pixelate',
+                        'jpeg_compression')  # ImageNet-C's 15 test corruptions, in its order
+EXTRA_CORRUPTIONS = ('speckle_noise', 'gaussian_blur', 'spatter', 'saturate')  # its 4 held-out ones
+_GROUP_MEMBERS = {'noise': ('gaussian_noise', 'shot_noise', 'impulse_noise', 'speckle_noise'),
+                  'blur': ('defocus_blur', 'glass_blur', 'motion_blur', 'zoom_blur', 'gaussian_blur'),
+                  'photometric': ('snow', 'frost', 'fog', 'brightness', 'contrast', 'spatter', 'saturate'),
+                  'geometric-digital': ('elastic_transform', 'pixelate', 'jpeg_compression')}
+CORRUPTION_GROUPS: dict[str, str] = {c: g for c in CORRUPTIONS for g, members in _GROUP_MEMBERS.items() if c in members}
 SEVERITIES = (1, 2, 3, 4, 5)
+CALIBRATIONS = ('cifar', 'imagenet')  # CIFAR-10-C's constants for 32 px (ours); ImageNet-C's for 224 px (corrupt-tta)
 
-def _check_corruption(corruption, severity):
+class CorruptionConstants(NamedTuple):
+    "What one corruption's per-severity setting means, and CIFAR-10-C's five settings (severity 1..5)."
+    meaning: str
+    cifar: tuple
+
+CORRUPTION_CONSTANTS: dict[str, CorruptionConstants] = {  # from make_cifar_c.py (Hendrycks & Dietterich), 32 px
+    'gaussian_noise': CorruptionConstants('σ of added noise N(0, σ²)', (0.04, 0.06, .08, .09, .10)),
+    'shot_noise': CorruptionConstants('photons per unit intensity λ: Poisson(λx) / λ', (500, 250, 100, 75, 50)),
+    'impulse_noise': CorruptionConstants('share of values set to 0 or 1 (salt and pepper)', (.01, .02, .03, .05, .07)),
+    'speckle_noise': CorruptionConstants('σ of multiplicative noise: x + x·N(0, σ²)', (.06, .1, .12, .16, .2)),
+    'gaussian_blur': CorruptionConstants('σ of the Gaussian (px)', (.4, .6, 0.7, .8, 1)),
+    'glass_blur': CorruptionConstants('(blur σ px, largest pixel shift px, passes)',
+                                      ((0.05, 1, 1), (0.25, 1, 1), (0.4, 1, 1), (0.25, 1, 2), (0.4, 1, 2))),
+    'defocus_blur': CorruptionConstants('(disk radius px, anti-alias σ px)',
+                                        ((0.3, 0.4), (0.4, 0.5), (0.5, 0.6), (1, 0.2), (1.5, 0.1))),
+    'motion_blur': CorruptionConstants("(radius px, σ px) of ImageMagick's one-sided motion kernel",
+                                       ((6, 1), (6, 1.5), (6, 2), (8, 2), (9, 2.5))),
+    'zoom_blur': CorruptionConstants('zooms np.arange(1, this, 0.01) averaged with the image',
+                                     (1.06, 1.11, 1.16, 1.21, 1.26)),
+    'fog': CorruptionConstants('(fog strength, plasma-fractal decay: lower is rougher)',
+                               ((.2, 3), (.5, 3), (0.75, 2.5), (1, 2), (1.5, 1.75))),
+    'frost': CorruptionConstants('(image weight, frost weight)',
+                                 ((1, 0.2), (1, 0.3), (0.9, 0.4), (0.85, 0.4), (0.75, 0.45))),
+    'snow': CorruptionConstants('(flake mean, flake σ, zoom, threshold, blur radius px, blur σ px, image weight)',
+                                ((0.1, 0.2, 1, 0.6, 8, 3, 0.95), (0.1, 0.2, 1, 0.5, 10, 4, 0.9),
+                                 (0.15, 0.3, 1.75, 0.55, 10, 4, 0.9), (0.25, 0.3, 2.25, 0.6, 12, 6, 0.85),
+                                 (0.3, 0.3, 1.25, 0.65, 14, 12, 0.8))),
+    'spatter': CorruptionConstants('(liquid mean, σ, blur σ, threshold, water strength or mud blur σ, mud?)',
+                                   ((0.62, 0.1, 0.7, 0.7, 0.5, 0), (0.65, 0.1, 0.8, 0.7, 0.5, 0),
+                                    (0.65, 0.3, 1, 0.69, 0.5, 0), (0.65, 0.1, 0.7, 0.69, 0.6, 1),
+                                    (0.65, 0.1, 0.5, 0.68, 0.6, 1))),
+    'contrast': CorruptionConstants('factor towards the per-channel mean', (.75, .5, .4, .3, 0.15)),
+    'brightness': CorruptionConstants('added to the HSV value', (.05, .1, .15, .2, .3)),
+    'saturate': CorruptionConstants('(factor, offset) of the HSV saturation',
+                                    ((0.3, 0), (0.1, 0), (1.5, 0), (2, 0.1), (2.5, 0.2))),
+    'jpeg_compression': CorruptionConstants('JPEG quality', (80, 65, 58, 50, 40)),
+    'pixelate': CorruptionConstants('box-filter down to this share of the size, then back up',
+                                    (0.95, 0.9, 0.85, 0.75, 0.65)),
+    'elastic_transform': CorruptionConstants('(displacement α, smoothing σ, affine jitter), times 32 px',
+                                             ((0, 0, 0.08), (0.05, 0.2, 0.07), (0.08, 0.06, 0.06),
+                                              (0.1, 0.04, 0.05), (0.1, 0.03, 0.03))),
+}
+
+def _check_corruption(corruption, severity, calibration='cifar'):
     if corruption not in CORRUPTIONS:
         raise ValueError(f"unknown corruption {corruption!r}; known: {', '.join(CORRUPTIONS)}")
     if isinstance(severity, bool) or not isinstance(severity, (int, np.integer)) or severity not in SEVERITIES:
         raise ValueError(f"severity must be an integer in 1..5; got {severity!r}")
+    if calibration not in CALIBRATIONS:
+        raise ValueError(f"calibration must be 'cifar' (CIFAR-10-C's constants, for 32 px) or 'imagenet' "
+                         f"(ImageNet-C's, for 224 px, via corrupt-tta); got {calibration!r}")
 
-def _impulse_noise(x, severity, rng):
+# %% ../nbs/01_data.ipynb #corr0003
+def _per_image(rngs, draw) -> np.ndarray:
+    "One draw per image, stacked: image i's randomness comes from its own generator `rngs[i]`."
+    return np.stack([draw(g) for g in rngs])
+
+def _gaussian(x, sigma, mode='nearest', truncate=4.0):
+    "skimage.filters.gaussian over the two spatial axes of (N, H, W) or (N, H, W, C)."
+    return ndimage.gaussian_filter(x, (0, sigma, sigma) + (0,) * (x.ndim - 3), mode=mode, truncate=truncate)
+
+def _zoom_matrix(n, z):
+    "(n, n) matrix doing, along one axis, scipy's order-1 zoom by `z` of the centred ceil(n/z) pixels, cropped to n."
+    ch = math.ceil(n / z)
+    top, m = (n - ch) // 2, round(ch * z)
+    src = np.arange(m) * ((ch - 1) / (m - 1) if m > 1 else 0.0)  # scipy.ndimage.zoom's output -> input coordinate
+    lo = np.floor(src).astype(int)
+    A = np.zeros((m, n))
+    np.add.at(A, (np.arange(m), top + lo), 1 - (src - lo))
+    np.add.at(A, (np.arange(m), top + np.minimum(lo + 1, ch - 1)), src - lo)
+    return A[(m - n) // 2:][:n]
+
+def _clipped_zoom(x, z):
+    "ImageNet-C's clipped_zoom of (N, H, W, C) by `z` (zoom about the centre, crop to (H, W)) as two matrix products."
+    N, H, W, C = x.shape
+    rows = (_zoom_matrix(H, z) @ x.reshape(N, H, W * C).astype(np.float64)).reshape(N, H, W, C)
+    return (_zoom_matrix(W, z) @ rows).astype(x.dtype)
+
+def magick_motion_blur(x: np.ndarray, # (N, H, W, C) float
+                       radius: float, # kernel radius in px: 2⌈radius⌉ + 1 taps
+                       sigma: float, # σ of the Gaussian weights, px
+                       angles # (N,) direction of the motion per image, degrees
+                      ) -> np.ndarray: # (N, H, W, C)
+    "ImageMagick's `MotionBlurImage`: each pixel averages the pixels along `angle`, Gaussian-weighted by distance."
+    i = np.arange(2 * math.ceil(radius) + 1)
+    k = np.exp(-i ** 2 / (2 * sigma ** 2))
+    k /= k.sum()
+    a = np.deg2rad(np.asarray(angles, dtype=np.float64))[:, None]
+    px, py = len(i) * np.sin(a), len(i) * np.cos(a)  # ImageMagick's offsets, rounded half down
+    dc = np.ceil(i * py / np.hypot(px, py) - 0.5).astype(int)  # (N, taps) column offsets
+    dr = np.ceil(i * px / np.hypot(px, py) - 0.5).astype(int)  # row offsets
+    N, H, W = x.shape[:3]
+    n, rows, cols = np.arange(N)[:, None, None], np.arange(H)[None, :, None], np.arange(W)[None, None, :]
+    out = np.zeros_like(x)
+    for j in range(len(i)):  # edge pixels repeat, ImageMagick's default virtual pixels
+        r, c = np.clip(rows + dr[:, j, None, None], 0, H - 1), np.clip(cols + dc[:, j, None, None], 0, W - 1)
+        out += k[j] * x[n, r, c]
+    return out
+
+def _plasma_fractal(rngs, mapsize=32, wibbledecay=3):
+    "(N, mapsize, mapsize) diamond-square height maps in [0, 1], one per generator (ImageNet-C's, batched)."
+    m = np.zeros((len(rngs), mapsize, mapsize))
+    step, wibble = mapsize, 100
+    def wibbledmean(a): return a / 4 + wibble * _per_image(rngs, lambda g: g.uniform(-wibble, wibble, a.shape[1:]))
+    while step >= 2:
+        h = step // 2
+        corner = m[:, 0::step, 0::step]
+        sq = corner + np.roll(corner, -1, axis=1)
+        m[:, h::step, h::step] = wibbledmean(sq + np.roll(sq, -1, axis=2))  # squares
+        dr, ul = m[:, h::step, h::step], m[:, 0::step, 0::step]
+        m[:, 0::step, h::step] = wibbledmean(dr + np.roll(dr, 1, axis=1) + ul + np.roll(ul, -1, axis=2))  # diamonds
+        m[:, h::step, 0::step] = wibbledmean(dr + np.roll(dr, 1, axis=2) + ul + np.roll(ul, -1, axis=1))
+        step //= 2
+        wibble /= wibbledecay
+    m -= m.min(axis=(1, 2), keepdims=True)
+    return m / m.max(axis=(1, 2), keepdims=True)
+
+# %% ../nbs/01_data.ipynb #corr0006
+def _gaussian_noise(x, c, rngs): return x + _per_image(rngs, lambda g: g.normal(size=x.shape[1:], scale=c))
+def _shot_noise(x, c, rngs): return np.stack([g.poisson(xi * c) for g, xi in zip(rngs, x)]) / c
+def _impulse_noise(x, c, rngs):
+    return np.stack([random_noise(xi, mode='s&p', amount=c, rng=g) for g, xi in zip(rngs, x)])
+def _speckle_noise(x, c, rngs): return x + x * _per_image(rngs, lambda g: g.normal(size=x.shape[1:], scale=c))
+
+def _gaussian_blur(x, c, rngs): return _gaussian(x, c)
+
+def _glass_blur(x, c, rngs):
+    sigma, d, passes = c
+    assert d == 1, "the gather below reproduces make_cifar_c.py's pixel loop for shifts of 1 px only"
+    x = np.floor(_gaussian(x, sigma) * 255) / 255  # np.uint8(...) truncates
+    N, H, W = x.shape[:3]
+    rows, cols, n = np.arange(d + 1, H - d + 1), np.arange(d + 1, W - d + 1), np.arange(N)[:, None, None]
+    for _ in range(passes):  # (dx, dy) per pixel, drawn from the bottom-right pixel backwards as the loop goes
+        off = _per_image(rngs, lambda g: g.integers(-d, d, size=(len(rows), len(cols), 2)))[:, ::-1, ::-1]
+        src = x[n, rows[None, :, None] + off[..., 1], cols[None, None, :] + off[..., 0]]
+        x = x.copy()
+        x[:, rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1] = src
+    return _gaussian(x, sigma)
+
+def _disk(radius, alias_blur):
+    "ImageNet-C's anti-aliased disk kernel, cropped to its non-zero part."
+    L = np.arange(-8, 8 + 1) if radius <= 8 else np.arange(-radius, radius + 1)
+    X, Y = np.meshgrid(L, L)
+    k = np.array(X ** 2 + Y ** 2 <= radius ** 2, dtype=np.float32)
+    k = cv2.GaussianBlur(k / k.sum(), ksize=(3, 3) if radius <= 8 else (5, 5), sigmaX=alias_blur)
+    r = len(L) // 2
+    h = int(np.abs(np.nonzero(k)[0] - r).max())
+    return k[r - h:r + h + 1, r - h:r + h + 1].astype(np.float64)
+
+def _defocus_blur(x, c, rngs):
+    return ndimage.correlate(x, _disk(*c)[None, :, :, None], mode='mirror')  # cv2.filter2D's BORDER_REFLECT_101
+
+def _motion_blur(x, c, rngs): return magick_motion_blur(x, *c, _per_image(rngs, lambda g: g.uniform(-45, 45)))
+
+def _zoom_blur(x, c, rngs):
+    x, zooms = x.astype(np.float32), np.arange(1, c, 0.01)
+    return (x + sum(_clipped_zoom(x, z) for z in zooms)) / (len(zooms) + 1)
+
+def _fog(x, c, rngs):
+    strength, decay = c
+    H, W = x.shape[1:3]
+    size = max(32, 1 << (max(H, W) - 1).bit_length())  # CIFAR-10-C's 32, or the next power of two that covers
+    top = x.max(axis=(1, 2, 3), keepdims=True)
+    x = x + strength * _plasma_fractal(rngs, size, decay)[:, :H, :W, None]
+    return x * top / (top + strength)
+
+@functools.lru_cache(maxsize=None)
+def _frost_pictures():
+    "Frost pictures 1..5 (make_cifar_c.py draws randint(5): never the sixth), shrunk to 0.2 as it does, RGB in [0, 1]."
+    folder = Path(corrupt_tta.__file__).parent / 'assets' / 'frost'
+    return tuple(cv2.resize(cv2.imread(str(folder / f)), (0, 0), fx=0.2, fy=0.2)[..., ::-1].astype(np.float64) / 255
+                 for f in ('frost1.png', 'frost2.png', 'frost3.png', 'frost4.jpg', 'frost5.jpg'))
+
+def _frost(x, c, rngs):
+    N, H, W = x.shape[:3]
+    layer = np.empty_like(x)
+    for i, g in enumerate(rngs):
+        f = _frost_pictures()[g.integers(5)]
+        if f.shape[0] <= H or f.shape[1] <= W:  # images over 62 px: enlarge the picture to cover them
+            s = max((H + 1) / f.shape[0], (W + 1) / f.shape[1])
+            f = cv2.resize(f, (math.ceil(f.shape[1] * s), math.ceil(f.shape[0] * s)))
+        r0, c0 = g.integers(0, f.shape[0] - H), g.integers(0, f.shape[1] - W)
+        layer[i] = f[r0:r0 + H, c0:c0 + W]
+    return c[0] * x + c[1] * layer
+
+def _snow(x, c, rngs):
+    loc, scale, zoom, threshold, radius, sigma, keep = c
+    x = x.astype(np.float32)
+    N, H, W = x.shape[:3]
+    flakes = _clipped_zoom(_per_image(rngs, lambda g: g.normal(size=(H, W), loc=loc, scale=scale))[..., None], zoom)
+    flakes[flakes < threshold] = 0
+    flakes = np.floor(np.clip(flakes, 0, 1) * 255)  # the 8-bit grey picture handed to ImageMagick
+    angles = _per_image(rngs, lambda g: g.uniform(-135, -45))
+    flakes = np.rint(magick_motion_blur(flakes, radius, sigma, angles)) / 255
+    grey = x @ np.float32([0.299, 0.587, 0.114])  # cv2.COLOR_RGB2GRAY
+    x = keep * x + (1 - keep) * np.maximum(x, grey[..., None] * 1.5 + 0.5)
+    return x + flakes + np.rot90(flakes, k=2, axes=(1, 2))
+
+_WATER, _MUD = np.float32([175, 238, 238]) / 255, np.float32([63, 42, 20]) / 255  # pale turquoise, brown (RGB)
+_EMBOSS = np.float32([[-2, -1, 0], [-1, 1, 1], [0, 1, 2]])
+
+def _spatter(x, c, rngs):
+    loc, scale, sigma, threshold, strength, mud = c
+    x = x.astype(np.float32)
+    N, H, W = x.shape[:3]
+    liquid = _gaussian(_per_image(rngs, lambda g: g.normal(size=(H, W), loc=loc, scale=scale)), sigma)
+    liquid[liquid < threshold] = 0
+    if mud:
+        m = _gaussian((liquid > threshold).astype(np.float32), strength)
+        m[m < 0.8] = 0
+        return x * (1 - m[..., None]) + _MUD * m[..., None]
+    out = np.empty_like(x)
+    for i in range(N):  # water drops: edges of the liquid, distance-transformed and embossed
+        drops = (liquid[i] * 255).astype(np.int64).astype(np.uint8)
+        dist = cv2.distanceTransform(255 - cv2.Canny(drops, 50, 150), cv2.DIST_L2, 5)
+        dist = cv2.equalizeHist(cv2.blur(cv2.threshold(dist, 20, 20, cv2.THRESH_TRUNC)[1], (3, 3)).astype(np.uint8))
+        dist = cv2.blur(cv2.filter2D(dist, cv2.CV_8U, _EMBOSS), (3, 3)).astype(np.float32)
+        m = drops * dist
+        out[i] = x[i] + (m / (m.max() or 1) * strength)[..., None] * _WATER
+    return out
+
+def _contrast(x, c, rngs):
+    means = x.mean(axis=(1, 2), keepdims=True)
+    return (x - means) * c + means
+
+def _hsv_channel(x, k, fn):
+    "x with HSV channel k replaced by fn(it), clipped to [0, 1] (skimage's HSV)."
+    hsv = rgb2hsv(x)
+    hsv[..., k] = np.clip(fn(hsv[..., k]), 0, 1)
+    return hsv2rgb(hsv)
+
+def _brightness(x, c, rngs): return _hsv_channel(x, 2, lambda v: v + c)
+def _saturate(x, c, rngs): return _hsv_channel(x, 1, lambda s: s * c[0] + c[1])
+
+def _to_u8(x): return np.rint(x * 255).astype(np.uint8)
+
+def _jpeg(image, quality):
+    buf = BytesIO()
+    Image.fromarray(image).save(buf, 'JPEG', quality=quality)
+    return np.asarray(Image.open(buf))
+
+def _jpeg_compression(x, c, rngs): return np.stack([_jpeg(xi, c) for xi in _to_u8(x)]) / 255
+
+def _pixelate(x, c, rngs):
+    H, W = x.shape[1:3]
+    small = (int(W * c), int(H * c))
+    return np.stack([np.asarray(Image.fromarray(xi).resize(small, Image.BOX).resize((W, H), Image.BOX))
+                     for xi in _to_u8(x)]) / 255
+
+def _elastic_transform(x, c, rngs):
+    alpha, sigma, jitter = (32 * v for v in c)  # make_cifar_c.py's IMSIZE = 32, whatever the image size
+    x = x.astype(np.float32)
+    N, H, W, C = x.shape
+    centre, side = np.float32((H, W)) // 2, min(H, W) // 3
+    pts = np.float32([centre + side, [centre[0] + side, centre[1] - side], centre - side])
+    moved = _per_image(rngs, lambda g: g.uniform(-jitter, jitter, size=pts.shape)).astype(np.float32)
+    x = np.stack([cv2.warpAffine(x[i], cv2.getAffineTransform(pts, pts + moved[i]), (W, H),
+                                 borderMode=cv2.BORDER_REFLECT_101) for i in range(N)])  # a random affine map
+    def field(): return (_gaussian(_per_image(rngs, lambda g: g.uniform(-1, 1, size=(H, W))), sigma, 'reflect', 3)
+                         * alpha).astype(np.float32)[..., None]
+    dx, dy = field(), field()  # then a smooth random displacement
+    n, r, col, ch = np.meshgrid(np.arange(N), np.arange(H), np.arange(W), np.arange(C), indexing='ij')
+    return ndimage.map_coordinates(x, (n, r + dy, col + dx, ch), order=1, mode='reflect')
+
+_CIFAR_C = {'gaussian_noise': _gaussian_noise, 'shot_noise': _shot_noise, 'impulse_noise': _impulse_noise,
+            'speckle_noise': _speckle_noise, 'gaussian_blur': _gaussian_blur, 'glass_blur': _glass_blur,
+            'defocus_blur': _defocus_blur, 'motion_blur': _motion_blur, 'zoom_blur': _zoom_blur, 'fog': _fog,
+            'frost': _frost, 'snow': _snow, 'spatter': _spatter, 'contrast': _contrast, 'brightness': _brightness,
+            'saturate': _saturate, 'jpeg_compression': _jpeg_compression, 'pixelate': _pixelate,
+            'elastic_transform': _elastic_transform}  # x (N, H, W, 3) in [0, 1], constant, generators
+
+# %% ../nbs/01_data.ipynb #corr0008
+def _impulse_noise_tta(x, severity, rng):
     "corrupt-tta's impulse_noise (same amounts), with a seeded generator."
-    from skimage.util import random_noise
     c = [.03, .06, .09, 0.17, 0.27][severity - 1]
     return np.clip(random_noise(x / 255., mode='s&p', amount=c, rng=rng), 0, 1) * 255
 
-def _corrupt_uint8(images, corruption, severity, seed=0, progress=True) -> np.ndarray: # (N, C, H, W) uint8
-    x = to_uint8_rgb(images)  # (N, H, W, 3)
+def _corrupt_imagenet(x, corruption, severity, seed, progress):
+    "corrupt-tta, one image at a time, its global RNG seeded for the pass and restored after."
     out = np.empty_like(x)
     ss = np.random.SeedSequence([int(seed), CORRUPTIONS.index(corruption), int(severity)])
     rng, state = np.random.default_rng(ss), np.random.get_state()
     np.random.seed(ss.generate_state(1)[0])
     try:
         for i in tqdm(range(len(x)), desc=f"{corruption} s{severity}", disable=not progress, leave=False):
-            y = _impulse_noise(x[i], severity, rng) if corruption == 'impulse_noise' else \
+            y = _impulse_noise_tta(x[i], severity, rng) if corruption == 'impulse_noise' else \
                 corrupt_tta.corrupt(x[i], severity=int(severity), corruption_name=corruption)
             out[i] = np.clip(np.rint(y), 0, 255)
     finally: np.random.set_state(state)
-    out = out.transpose(0, 3, 1, 2)
+    return out
+
+def _corrupt_cifar(x, corruption, severity, seed, progress, chunk=256):
+    "Our batched CIFAR-10-C port, `chunk` images at a time, image i drawing from its own generator."
+    out, c = np.empty_like(x), CORRUPTION_CONSTANTS[corruption].cifar[severity - 1]
+    seeds = np.random.SeedSequence([int(seed), CORRUPTIONS.index(corruption), int(severity)]).spawn(len(x))
+    for i in tqdm(range(0, len(x), chunk), desc=f"{corruption} s{severity}", disable=not progress, leave=False):
+        y = _CIFAR_C[corruption](x[i:i + chunk] / 255., c, [np.random.default_rng(s) for s in seeds[i:i + chunk]])
+        out[i:i + chunk] = np.clip(np.rint(y * 255), 0, 255)
+    return out
+
+def _corrupt_uint8(images, corruption, severity, seed=0, progress=True, calibration='cifar'
+                  ) -> np.ndarray: # (N, C, H, W) uint8
+    x = to_uint8_rgb(images)  # (N, H, W, 3)
+    go = _corrupt_cifar if calibration == 'cifar' else _corrupt_imagenet
+    out = go(x, corruption, severity, seed, progress).transpose(0, 3, 1, 2)
     return np.ascontiguousarray(out[:, :1] if images.shape[1] == 1 else out)
 
 def corrupt_images(images: torch.Tensor, # (N, C, H, W) float in [0, 1], C in {1, 3}
                    corruption: str, # one of CORRUPTIONS
                    severity: int, # 1..5
                    seed: int = 0, # with (corruption, severity), seeds the random parts
-                   progress: bool = False) -> torch.Tensor: # (N, C, H, W) float in [0, 1]
-    "Apply an ImageNet-C corruption to a batch, deterministically (grey in, grey out)."
-    _check_corruption(corruption, severity)
+                   progress: bool = False,
+                   calibration: str = 'cifar' # 'cifar': CIFAR-10-C's constants (32 px); 'imagenet': ImageNet-C's
+                  ) -> torch.Tensor: # (N, C, H, W) float in [0, 1]
+    "Apply one of the 19 ImageNet-C corruptions to a batch, deterministically (grey in, grey out)."
+    _check_corruption(corruption, severity, calibration)
     check_images(images)
-    return torch.from_numpy(_corrupt_uint8(images, corruption, severity, seed, progress)).float() / 255
+    return torch.from_numpy(_corrupt_uint8(images, corruption, severity, seed, progress, calibration)).float() / 255
+
+# %% ../nbs/01_data.ipynb #corr0012
+def corruption_effect(images: torch.Tensor, # (N, C, H, W) float in [0, 1]
+                      corruptions=CORRUPTIONS, # names from CORRUPTIONS
+                      severity: int = 3, # 1..5
+                      seed: int = 0,
+                      calibration: str = 'cifar' # 'cifar' or 'imagenet'
+                     ) -> dict[str, float]: # corruption -> mean |corrupted - clean| per pixel value
+    "How much each corruption changes `images`: the mean absolute change of a pixel value (0..1 scale)."
+    return {c: (corrupt_images(images, c, severity, seed, calibration=calibration) - images).abs().mean().item()
+            for c in corruptions}
+
+def active_corruptions(images: torch.Tensor, # (N, C, H, W) float in [0, 1]
+                       min_change: float = 0.01, # least mean absolute change to count as doing something
+                       corruptions=CORRUPTIONS, severity: int = 3, seed: int = 0, calibration: str = 'cifar'
+                      ) -> tuple[str, ...]: # those of `corruptions` that change `images` by at least `min_change`
+    "The corruptions that visibly do something to these images (e.g. not `saturate` on grey ones)."
+    effect = corruption_effect(images, corruptions, severity, seed, calibration)
+    return tuple(c for c in corruptions if effect[c] >= min_change)
 
 # %% ../nbs/01_data.ipynb #ad90d054
 def _slug(name: str) -> str:
@@ -565,35 +947,39 @@ def _slug(name: str) -> str:
     p = Path(name).expanduser().resolve()
     return re.sub(r'[^A-Za-z0-9_.-]+', '_', p.name or 'folder') + '-' + hashlib.sha1(str(p).encode()).hexdigest()[:8]
 
-def corrupted_path(ds, corruption: str, severity: int, cache_dir=None, images=None, labels=None) -> Path:
-    "Where `corrupt_dataset` caches `ds` under `corruption` at `severity`."
+def corrupted_path(ds, corruption: str, severity: int, cache_dir=None, images=None, labels=None,
+                   calibration: str = 'cifar') -> Path:
+    "Where `corrupt_dataset` caches `ds` under `corruption` at `severity` with `calibration`."
+    _check_corruption(corruption, severity, calibration)
     if images is None: images, labels = dataset_tensors(ds)
     h = hashlib.sha1((images * 255).round().to(torch.uint8).numpy().tobytes())
     h.update(labels.numpy().astype(np.int64).tobytes())
     base = Path(cache_dir).expanduser() if cache_dir is not None else cache_home() / 'corrupted'
     H, W = images.shape[-2:]
     key = f"{ds.split}-{H}x{W}-seed{ds.seed}-n{len(labels)}-{h.hexdigest()[:12]}"
-    return base / _slug(ds.name) / key / f"{corruption}-{severity}.npz"
+    return base / _slug(ds.name) / key / f"{corruption}-{severity}{'-cifar' if calibration == 'cifar' else ''}.npz"
 
 def corrupt_dataset(ds, # an ImageDataset or FolderDataset (usually a test split)
                     corruption: str, # one of CORRUPTIONS
                     severity: int, # 1..5
                     cache_dir=None, # None: $STEERABLE_NB_CACHE/corrupted or ~/.cache/steerable_nb/corrupted
-                    progress: bool = True) -> ImageDataset:
-    "`ds` under an ImageNet-C corruption, built once and then read from an on-disk cache."
-    _check_corruption(corruption, severity)
+                    progress: bool = True,
+                    calibration: str = 'cifar' # 'cifar': CIFAR-10-C's constants (32 px); 'imagenet': ImageNet-C's
+                   ) -> ImageDataset:
+    "`ds` under one of the 19 corruptions, built once and then read from an on-disk cache."
+    _check_corruption(corruption, severity, calibration)
     images, labels = dataset_tensors(ds, progress)
-    path = corrupted_path(ds, corruption, severity, cache_dir, images, labels)
+    path = corrupted_path(ds, corruption, severity, cache_dir, images, labels, calibration)
     out = None
     if path.is_file():
         with np.load(path, allow_pickle=False) as z:
             if z['images'].shape == tuple(images.shape) and np.array_equal(z['labels'], labels.numpy()):
                 out = z['images']
     if out is None:
-        out = _corrupt_uint8(images, corruption, severity, ds.seed, progress)
+        out = _corrupt_uint8(images, corruption, severity, ds.seed, progress, calibration)
         atomic_write(path, lambda f: np.savez_compressed(f, images=out, labels=labels.numpy().astype(np.int64)))
     res = ImageDataset(torch.from_numpy(out).float() / 255, labels, ds.classes, ds.name, ds.split, ds.seed)
-    res.corruption, res.severity = corruption, severity
+    res.corruption, res.severity, res.calibration = corruption, severity, calibration
     return res
 
 # %% ../nbs/01_data.ipynb #14744178
@@ -621,11 +1007,13 @@ def dataset_figure(ds, per_class: int = 8, title: str | None = None):
 
 def corruption_figure(image: torch.Tensor, # (C, H, W) in [0, 1]
                       corruptions=('gaussian_noise', 'motion_blur', 'fog', 'contrast', 'pixelate'),
-                      severities=SEVERITIES, seed: int = 0):
+                      severities=SEVERITIES, seed: int = 0,
+                      calibration: str = 'cifar'): # 'cifar' or 'imagenet'
     "A plotly grid: the clean image, then each corruption (rows) at each severity (columns)."
     from plotly.subplots import make_subplots
     import plotly.graph_objects as go
-    rows = [[image] + [corrupt_images(image[None], c, s, seed)[0] for s in severities] for c in corruptions]
+    rows = [[image] + [corrupt_images(image[None], c, s, seed, calibration=calibration)[0] for s in severities]
+            for c in corruptions]
     titles = [t for c in corruptions for t in [c] + [f"s{s}" for s in severities]]
     fig = make_subplots(rows=len(rows), cols=len(severities) + 1, subplot_titles=titles,
                         horizontal_spacing=0.01, vertical_spacing=0.05)
@@ -635,6 +1023,8 @@ def corruption_figure(image: torch.Tensor, # (C, H, W) in [0, 1]
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False)
     fig.update_annotations(font_size=10)
-    fig.update_layout(title='ImageNet-C corruptions, severity 1..5 (left: clean)', height=95 * len(rows) + 70,
+    sev = f"severity {severities[0]}" if len(severities) == 1 else f"severities {', '.join(map(str, severities))}"
+    fig.update_layout(title=f"{'CIFAR' if calibration == 'cifar' else 'ImageNet'}-C corruptions, {sev} (left: clean)",
+                      height=95 * len(rows) + 70,
                       width=90 * (len(severities) + 1) + 40, margin=dict(l=10, r=10, t=60, b=10))
     return fig

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 from .augment import AugmentationFamily, get_augmentation, check_images
 from .data import atomic_write
-from .models import create_encoder, linear_classifier, projection_head
+from .models import create_encoder, linear_classifier, projection_head, theta_predictor
 from .steering import SteeringMap
 
 # %% auto #0
@@ -33,6 +33,7 @@ class ModelSpec:
     classes: tuple[str, ...] = () # class names, in the head's order
     dataset: str = '' # the load_dataset name it was trained on
     small_input: bool = True # ResNets: the 3x3 stride-1 stem for small images
+    theta_head: bool = False # a head predicting θ from (f(x), f(g_θx)): the E-SSL / AugSelf baseline
 
     def __post_init__(self):
         for name in ('image_size', 'param_names', 'classes'):  # JSON gives lists; the spec holds tuples
@@ -67,10 +68,12 @@ class SteerableModel(nn.Module):
     "Encoder f, steering map M and task head, trained together; `spec` says what it is and what it takes."
     def __init__(self, encoder: nn.Module, steering: SteeringMap, head: nn.Module,
                  objective: str = 'supervised', # supervised or simclr
-                 spec: ModelSpec | None = None): # None: a bare model (pass the augmentation to every evaluation)
+                 spec: ModelSpec | None = None, # None: a bare model (pass the augmentation to every evaluation)
+                 theta_head: nn.Module | None = None): # (B, 2d) → (B, k): θ from (f(x), f(g_θx)); None: none
         super().__init__()
         self.encoder, self.steering, self.head = encoder, steering, head
         self.objective, self.spec = objective, spec
+        self.theta_head = theta_head
 
     @classmethod
     def from_spec(cls, spec: ModelSpec, seed: int | None = None) -> 'SteerableModel':
@@ -79,7 +82,9 @@ class SteerableModel(nn.Module):
         encoder = create_encoder(spec.encoder, spec.channels, spec.embed_dim, small_input=spec.small_input)
         head = linear_classifier(encoder.dim, spec.n_classes) if spec.objective == 'supervised' \
             else projection_head(encoder.dim)
-        return cls(encoder, SteeringMap(encoder.dim, len(spec.param_names), spec.steering), head, spec.objective, spec)
+        steering = SteeringMap(encoder.dim, len(spec.param_names), spec.steering)
+        theta_head = theta_predictor(encoder.dim, len(spec.param_names)) if spec.theta_head else None  # last
+        return cls(encoder, steering, head, spec.objective, spec, theta_head)
 
     @classmethod
     def load(cls, path: str | Path, # a checkpoint (or weights-only file) written by steerable_nb, or its folder
@@ -158,6 +163,7 @@ class SteerableModel(nn.Module):
         if other_params is not None and len(other_params):  # m matrices, applied to the whole batch
             out['others'] = torch.einsum('mij,bj->bmi', self.steering.matrices(other_params), z)
         out['head'], out['head_aug'], out['head_steered'] = self.head(z), self.head(z_aug), self.head(out['steered'])
+        if self.theta_head is not None: out['theta_pred'] = self.theta_head(torch.cat([z, z_aug], -1))  # (B, k)
         return out
 
 # %% ../nbs/04a_model.ipynb #bd292f23
@@ -214,4 +220,5 @@ def checkpoint_spec(state: dict) -> ModelSpec:
     return ModelSpec(encoder=cfg['encoder'], embed_dim=cfg['embed_dim'], steering=cfg['steering'],
                      objective=cfg['objective'], channels=meta['channels'], image_size=meta['image_size'],
                      augmentation=cfg['augmentation'], param_names=meta['param_names'], classes=meta['classes'],
-                     dataset=meta.get('dataset', cfg['dataset']), small_input=(cfg.get('image_size') or 32) <= 64)
+                     dataset=meta.get('dataset', cfg['dataset']), small_input=(cfg.get('image_size') or 32) <= 64,
+                     theta_head=cfg.get('theta_weight', 0) > 0)

@@ -4,29 +4,35 @@
 
 # %% ../nbs/02_models.ipynb #31dedf31
 from __future__ import annotations
+from functools import partial
 import torch
 from torch import nn
 import torchvision
 
 # %% auto #0
-__all__ = ['ENCODERS', 'SmallCNN', 'ResNetEncoder', 'create_encoder', 'linear_classifier', 'projection_head']
+__all__ = ['ENCODERS', 'SmallCNN', 'ResNetEncoder', 'create_encoder', 'linear_classifier', 'projection_head', 'theta_predictor']
 
 # %% ../nbs/02_models.ipynb #4ce01c8a
-def _block(cin: int, cout: int) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1), nn.GroupNorm(8, cout),
+_NORMS = {'group': lambda c: nn.GroupNorm(8, c), # per image (cnn-small)
+          'batch': nn.BatchNorm2d} # the batch's statistics in training, running statistics in eval (cnn)
+
+def _block(cin: int, cout: int, norm: str = 'group') -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1), _NORMS[norm](cout),
                          nn.ReLU(inplace=True), nn.MaxPool2d(2))
 
 class SmallCNN(nn.Module):
-    "Three conv blocks, global average pooling and a linear embedding: the CPU default encoder."
+    "Three conv blocks, global average pooling and a linear embedding: the CPU encoders `cnn-small` and `cnn`."
     def __init__(self, in_channels: int = 3, # image channels (1 for grey)
                  dim: int = 128, # embedding dimension d
-                 widths: tuple[int, ...] = (32, 64, 128)): # channels of the conv blocks
+                 widths: tuple[int, ...] = (32, 64, 128), # channels of the conv blocks
+                 norm: str = 'group'): # the blocks' normalisation: 'group' (cnn-small) or 'batch' (cnn)
         super().__init__()
+        if norm not in _NORMS: raise ValueError(f"norm must be one of {', '.join(_NORMS)}; got {norm!r}")
         chans = (in_channels, *widths)
-        self.features = nn.Sequential(*[_block(a, b) for a, b in zip(chans, chans[1:])],
+        self.features = nn.Sequential(*[_block(a, b, norm) for a, b in zip(chans, chans[1:])],
                                       nn.AdaptiveAvgPool2d(1), nn.Flatten())
         self.embed = nn.Linear(widths[-1], dim)
-        self.in_channels, self.dim = in_channels, dim
+        self.in_channels, self.dim, self.norm = in_channels, dim, norm
 
     def forward(self, images: torch.Tensor # (B, C, H, W)
                ) -> torch.Tensor: # (B, dim)
@@ -55,22 +61,23 @@ class ResNetEncoder(nn.Module):
     def forward(self, images): return self.embed(self.net(images))
 
 # %% ../nbs/02_models.ipynb #121248de
-ENCODERS = {'cnn-small': SmallCNN,
+ENCODERS = {'cnn-small': SmallCNN, # GroupNorm
+            'cnn': partial(SmallCNN, norm='batch'), # BatchNorm: sees brightness and contrast
             'resnet18': lambda **kw: ResNetEncoder('resnet18', **kw),
             'resnet50': lambda **kw: ResNetEncoder('resnet50', **kw)}
 
-def create_encoder(name: str = 'cnn-small', # one of ENCODERS: cnn-small, resnet18, resnet50
+def create_encoder(name: str = 'cnn-small', # one of ENCODERS: cnn-small, cnn, resnet18, resnet50
                    in_channels: int = 3, # image channels
-                   dim: int | None = None, # embedding dimension (cnn-small: 128; ResNets: 512 / 2048 unless set)
+                   dim: int | None = None, # embedding dimension (cnn-small, cnn: 128; ResNets: 512 / 2048 unless set)
                    image_size: int | None = None, # input side; ResNets use the small-image stem when ≤ 64
                    pretrained: bool = False,
                    small_input: bool | None = None, # ResNets: force the small-image stem on/off (None: from image_size)
                   ) -> nn.Module:
     "Build the encoder `name`; it maps (B, in_channels, H, W) images to (B, encoder.dim) embeddings."
     if name not in ENCODERS: raise ValueError(f"unknown encoder {name!r}; known: {', '.join(ENCODERS)}")
-    if name == 'cnn-small':
-        if pretrained: raise ValueError("cnn-small has no pretrained weights; use pretrained=False")
-        return SmallCNN(in_channels, dim or 128)
+    if name in ('cnn-small', 'cnn'):  # the small CNNs: no stem to choose, no pretrained weights
+        if pretrained: raise ValueError(f"{name} has no pretrained weights; use pretrained=False")
+        return ENCODERS[name](in_channels=in_channels, dim=dim or 128)
     small = small_input if small_input is not None else image_size is not None and image_size <= 64
     return ENCODERS[name](in_channels=in_channels, dim=dim, small_input=small, pretrained=pretrained)
 
@@ -83,3 +90,10 @@ def projection_head(dim: int, hidden: int | None = None, out: int = 64) -> nn.Se
     "SimCLR's projection head: Linear → ReLU → Linear."
     hidden = hidden or dim
     return nn.Sequential(nn.Linear(dim, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, out))
+
+def theta_predictor(dim: int, # d, the embedding dimension
+                    param_dim: int, # k, θ's dimension
+                    hidden: int | None = None) -> nn.Sequential: # hidden width (None: d)
+    "The θ-prediction head: concat(f(x), f(g_θx)) (B, 2d) → Linear → ReLU → Linear → θ (B, k)."
+    hidden = hidden or dim
+    return nn.Sequential(nn.Linear(2 * dim, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, param_dim))

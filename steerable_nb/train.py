@@ -78,7 +78,7 @@ class TrainConfig:
     data_root: str | None = None # folder with the dataset's files (None: the usual places)
     image_size: int | None = None # resize images to this side (None: the dataset's default)
     split_seed: int = 0 # seed of the train/val/test split (fixed across training seeds)
-    encoder: str = 'cnn-small' # cnn-small, resnet18, resnet50
+    encoder: str = 'cnn-small' # cnn-small (GroupNorm), cnn (BatchNorm: colour θ stays visible), resnet18, resnet50
     embed_dim: int = 128 # embedding dimension d
     augmentation: str = 'color+crop' # augmentation family g_θ, e.g. color, crop, color+crop, rotation
     steering: str = 'exp' # exp, linear, mlp, or none (= the invariant baseline, M = I)
@@ -88,6 +88,7 @@ class TrainConfig:
     reg_weight: float = 1.0 # μ, weight of the L2 steering regression (0: the contrastive term alone)
     reg_normalise: str = 'displacement' # steering regression divided by the mean squared displacement, or 'norm'
     logit_weight: float = 1.0 # supervised: weight of KL(head(f(g_θx)) ‖ head(M(θ)f(x))), what steered TTA reads
+    theta_weight: float = 0.0 # weight of the θ-prediction loss (a head on (f(x), f(g_θx)): E-SSL / AugSelf)
     temperature: float = 0.1 # InfoNCE / NT-Xent temperature
     theta_negatives: int = 4 # InfoNCE negatives per image: the same image steered by other θ
     task_views: str = 'base' # supervised: cross-entropy on the 'base' view, on 'both' views, or on base and 'steered'
@@ -115,7 +116,8 @@ class TrainConfig:
             if int(getattr(self, name)) < 1: raise ValueError(f"{name} must be at least 1; got {getattr(self, name)}")
         for name in ('lr', 'temperature'):
             if not getattr(self, name) > 0: raise ValueError(f"{name} must be positive; got {getattr(self, name)}")
-        non_negative = ('lam', 'reg_weight', 'logit_weight', 'theta_negatives', 'weight_decay', 'checkpoint_every')
+        non_negative = ('lam', 'reg_weight', 'logit_weight', 'theta_weight', 'theta_negatives', 'weight_decay',
+                        'checkpoint_every')
         for name in non_negative:
             if getattr(self, name) < 0: raise ValueError(f"{name} must be ≥ 0; got {getattr(self, name)}")
         if not 0 <= self.base_shift <= 0.5: raise ValueError(f"base_shift must lie in [0, 0.5]; got {self.base_shift}")
@@ -142,7 +144,8 @@ def model_spec(cfg: TrainConfig, # the run's configuration
     size = tuple(image_size) if image_size is not None else (side, side)
     return ModelSpec(encoder=cfg.encoder, embed_dim=cfg.embed_dim, steering=cfg.steering, objective=cfg.objective,
                      channels=channels, image_size=size, augmentation=cfg.augmentation, param_names=aug.param_names,
-                     classes=classes, dataset=str(dataset or cfg.dataset), small_input=side <= 64)
+                     classes=classes, dataset=str(dataset or cfg.dataset), small_input=side <= 64,
+                     theta_head=cfg.theta_weight > 0)
 
 def build_model(cfg: TrainConfig, # the run's configuration
                 channels: int, # image channels
@@ -221,16 +224,23 @@ def _logit_consistency(out: dict) -> torch.Tensor:
     target = out['head_aug'].detach().float().log_softmax(-1)
     return F.kl_div(out['head_steered'].float().log_softmax(-1), target, log_target=True, reduction='batchmean')
 
-def training_loss(out: dict, labels: torch.Tensor, cfg: TrainConfig) -> tuple[torch.Tensor, dict]:
-    "Task loss + λ · equivariance loss (+ μ · steering regression + logit consistency) for one batch; also the parts."
+def training_loss(out: dict, # the model's forward outputs (SteerableModel.forward)
+                  labels: torch.Tensor, # (B,) class indices
+                  cfg: TrainConfig,
+                  params: torch.Tensor | None = None, # (B, k) the pairs' θ: needed when cfg.theta_weight > 0
+                 ) -> tuple[torch.Tensor, dict]:
+    "Task loss + λ·equivariance (+ μ·regression + logit consistency + θ prediction) for one batch, and its parts."
     rank, _ = _world()
     offset = rank * len(labels)
     objective = OBJECTIVES[cfg.objective]
     task = objective.task_loss(out, labels, cfg, offset)
-    kw = dict(temperature=cfg.temperature, other_theta=out.get('others'),
-              all_pred=_gather(out['steered']), offset=offset) if cfg.equivariance == 'infonce' else {}
-    equiv = equivariance_loss(out['steered'], out['z_aug'], cfg.equivariance, **kw)
-    loss, parts = task + cfg.lam * equiv, dict(task_loss=task.detach(), equiv_loss=equiv.detach())
+    if cfg.lam > 0:
+        kw = dict(temperature=cfg.temperature, other_theta=out.get('others'),
+                  all_pred=_gather(out['steered']), offset=offset) if cfg.equivariance == 'infonce' else {}
+        equiv = equivariance_loss(out['steered'], out['z_aug'], cfg.equivariance, **kw)
+        loss, parts = task + cfg.lam * equiv, dict(task_loss=task.detach(), equiv_loss=equiv.detach())
+    else:  # λ = 0: not computed, reported as 0
+        loss, parts = task, dict(task_loss=task.detach(), equiv_loss=torch.zeros_like(task.detach()))
     if cfg.reg_weight > 0:  # L2 in the raw embedding, normalised over the global batch
         den = regression_denominator(_gather(out['z_aug']), _gather(out['z']), cfg.reg_normalise)
         reg = steering_regression(out['steered'], out['z_aug'], out['z'], denominator=den)
@@ -238,18 +248,33 @@ def training_loss(out: dict, labels: torch.Tensor, cfg: TrainConfig) -> tuple[to
     if cfg.logit_weight > 0 and objective.has_classes:
         kl = _logit_consistency(out)
         loss, parts['logit_loss'] = loss + cfg.logit_weight * kl, kl.detach()
+    if cfg.theta_weight > 0:  # θ already lies in [-1, 1]^k: a plain MSE
+        if 'theta_pred' not in out or params is None:
+            raise ValueError("theta_weight > 0 needs the model's θ head (out['theta_pred'], a model built with "
+                             "ModelSpec.theta_head=True) and the pairs' θ (params)")
+        theta = F.mse_loss(out['theta_pred'].float(), params.float())
+        loss, parts['theta_loss'] = loss + cfg.theta_weight * theta, theta.detach()
     if objective.has_classes: parts['correct'] = (out['head'].argmax(1) == labels).sum()
     return loss, parts
 
 # %% ../nbs/05_train.ipynb #496ad03a
+def _steers_negatives(cfg: TrainConfig) -> bool:
+    "Whether the loss reads the InfoNCE negatives' steered embeddings (else the forward skips them)."
+    return cfg.steering != 'none' and cfg.lam > 0 and cfg.equivariance == 'infonce'
+
+def _steering_in_loss(cfg: TrainConfig) -> bool:
+    "Whether any loss term reads M(θ)f(x); if none does, the steering map's parameters get no gradient."
+    classes = OBJECTIVES[cfg.objective].has_classes
+    return cfg.lam > 0 or cfg.reg_weight > 0 or classes and (cfg.logit_weight > 0 or cfg.task_views == 'steered')
+
 def train_step(net: nn.Module, opt, sched, images: torch.Tensor, labels: torch.Tensor, draws: EpochDraws,
                idx: torch.Tensor, # this process's images of the global batch (indices into images)
                step: int, aug, cfg: TrainConfig) -> tuple[torch.Tensor, dict]:
     "One training step on the images `idx`; returns the loss and its parts. No update if the loss is not finite."
     dev_idx = idx.to(images.device)
     base, augmented, params, others = make_views(images[dev_idx], draws, idx, step, aug, cfg)
-    out = net(base, augmented, params, others if cfg.steering != 'none' else None)
-    loss, parts = training_loss(out, labels[dev_idx], cfg)
+    out = net(base, augmented, params, others if _steers_negatives(cfg) else None)
+    loss, parts = training_loss(out, labels[dev_idx], cfg, params)
     if torch.isfinite(loss):
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -345,6 +370,7 @@ class _Run:
 _RESUMABLE = ('epochs', 'device', 'out_dir', 'checkpoint_every')  # may change between a run and its resumption
 
 def _config_diff(saved: dict, cfg: TrainConfig) -> list[str]:
+    saved = {**{f.name: f.default for f in dataclasses.fields(TrainConfig)}, **saved}  # fields added since: defaults
     now = asdict(cfg)
     changed = [k for k in now if k not in _RESUMABLE and saved.get(k) != now[k]]
     return [f"{k}: checkpoint {saved.get(k)!r}, now {now[k]!r}" for k in changed]
@@ -389,7 +415,7 @@ def _prepare(cfg: TrainConfig, resume: bool, progress: bool) -> _Run:
     return run
 
 # %% ../nbs/05_train.ipynb #3d524baa
-_SUMS = ('loss', 'task_loss', 'equiv_loss', 'reg_loss', 'logit_loss', 'correct')
+_SUMS = ('loss', 'task_loss', 'equiv_loss', 'reg_loss', 'logit_loss', 'theta_loss', 'correct')
 
 def _nan_error(run: _Run, loss: torch.Tensor, s: int) -> FloatingPointError:
     return FloatingPointError(
@@ -445,8 +471,9 @@ def train(cfg: TrainConfig, # the run
          ) -> TrainResult:
     "Train a steerable (or, with steering='none', invariant) model as `cfg` says; checkpoints in cfg.out_dir."
     run = _prepare(cfg, resume, progress)
+    unused = any(True for _ in run.model.steering.parameters()) and not _steering_in_loss(cfg)  # e.g. λ = μ = 0
     net = run.model if run.world == 1 else nn.parallel.DistributedDataParallel(
-        run.model, device_ids=[run.device.index] if run.device.type == 'cuda' else None)
+        run.model, device_ids=[run.device.index] if run.device.type == 'cuda' else None, find_unused_parameters=unused)
     with _StopRequest() as stop:
         while run.epoch < cfg.epochs and not stop.requested:
             t0, first = time.perf_counter(), run.step
@@ -494,11 +521,11 @@ def history_figure(history: list[dict], title: str = 'training'):
     import plotly.graph_objects as go
     fig = make_subplots(rows=1, cols=3, subplot_titles=('loss', 'accuracy', 'steering on held-out images'))
     ep = [h['epoch'] for h in history]
-    panels = [(1, ('loss', 'task_loss', 'equiv_loss', 'reg_loss')), (2, ('train_acc', 'val_acc')),
+    panels = [(1, ('loss', 'task_loss', 'equiv_loss', 'reg_loss', 'theta_loss')), (2, ('train_acc', 'val_acc')),
               (3, ('rel_displacement_error', 'hit_at_1'))]
     for col, keys in panels:
         for k in keys:
-            if history and k in history[0]:
+            if history and k in history[0] and (col > 1 or any(h[k] for h in history)):  # no flat 0 for unused terms
                 fig.add_trace(go.Scatter(x=ep, y=[h[k] for h in history], name=k, mode='lines+markers'), row=1, col=col)
     fig.update_xaxes(title_text='epoch')
     fig.update_layout(title=title, height=330, width=1000, margin=dict(t=70))

@@ -1,11 +1,12 @@
-"""steerable_bench --quick as a real process: results.json schema, the offline report, identical training, reuse on rerun;
+"""steerable_bench --quick as a real process: results.json, verdicts, the offline report, identical training, reuse;
 a bench checkpoint reopened, evaluated, explored and resumed by another process."""
 import json, sys
 from dataclasses import asdict
 from pathlib import Path
 import pytest
 from conftest import run
-from steerable_nb.bench import BenchConfig, bench_data, bench_runs, bench_figures, page_figures
+from steerable_nb.bench import BenchConfig, bench_data, bench_runs, page_figures
+from steerable_nb.repro import ARMS, CLAIMS, SCHEMA, repro_figures, readme_section
 from steerable_nb.train import TrainConfig, train, read_checkpoint, load_checkpoint
 
 BIN = Path(sys.executable).parent / 'steerable_bench'
@@ -13,45 +14,44 @@ ENV = {'no_proxy': '*', 'http_proxy': 'http://127.0.0.1:9', 'https_proxy': 'http
 
 @pytest.fixture(scope='module')
 def quick(tmp_path_factory):
-    "One quick benchmark run (digits, 16 px, two seeds, exp / mlp / none), shared by the tests below."
-    root = tmp_path_factory.mktemp('bench')
+    "One quick reproduction (colour Fashion-MNIST at toy size, every arm, both objectives, two seeds), shared below."
+    root = tmp_path_factory.mktemp('repro')
     env = {**ENV, 'STEERABLE_NB_CACHE': str(root / 'cache')}
     p = run(BIN, '--quick', '--out', root / 'out', env=env, timeout=900)
     return root / 'out', p, env
 
-def test_quick_bench_writes_results_and_an_offline_report(quick):
+def test_quick_bench_writes_results_verdicts_and_an_offline_report(quick):
     out, p, _ = quick
-    assert str((out / 'results.json').resolve()) in p.stdout and 'steerable (mlp)' in p.stdout
+    assert str((out / 'results.json').resolve()) in p.stdout and 'fast TTA' in p.stdout
     res = json.loads((out / 'results.json').read_text())
-    assert sorted(res['models']) == ['exp', 'mlp', 'none'] and res['config']['seeds'] == [0, 1]
-    for name, m in res['models'].items():
-        eq = m['equivariance']
-        for key in ('rel_error', 'rel_displacement_error', 'hit_at_1', 'mrr'):
-            assert len(eq[key]['values']) == 2 and eq[key]['std'] is not None, (name, key)  # mean ± std over seeds
-        assert {'class_split', 'in_domain'} <= set(m['transfer'])
-        assert set(m['corruption_accuracy']['per_corruption']) == set(res['config']['corruptions'])
-        assert {'k', 'speedup', 'accuracy_steered', 'accuracy_true', 'accuracy_none'} <= set(m['tta'])
-        assert m['tta']['k'] == 16 and set(m['ood']['auroc']) == {'corrupted_s3', 'corrupted_s5'}
-        for scores in m['ood']['auroc'].values():
-            assert {'msp', 'energy', 'steered_confidence', 'steered_agreement', 'true_confidence'} <= set(scores)
-    inv = res['models']['none']
-    assert abs(inv['tta']['accuracy_steered']['mean'] - inv['tta']['accuracy_none']['mean']) < 1e-9  # M = I
-    assert any(r['vs_invariant'] for r in res['claims'])  # paired differences against the invariant model
+    assert res['schema'] == SCHEMA and res['config']['seeds'] == [0, 1]
+    sup = res['objectives']['supervised']
+    assert sup['arms'] == list(ARMS) and res['objectives']['simclr']['arms'] == ['exp', 'invariant']
+    assert [v['claim'] for v in sup['verdicts']] == list(CLAIMS)
+    assert all(v['verdict'] in ('better', 'tie', 'worse') for v in sup['verdicts'])
+    for arm in ('invariant', 'plain', 'theta'):  # M = I: steered TTA is no TTA, exactly
+        for r in sup['per_seed'][arm]:
+            assert r['tta']['corrupted']['gain_steered'] == 0 and r['tta']['clean']['gain_steered'] == 0
+    first = sup['per_seed']['exp'][0]
+    assert set(first['ood']['auroc']) == {'near', 'far', 'covariate', 'mean'}
+    assert set(first['corruption']['per_group']) <= {'photometric', 'noise', 'blur', 'geometric-digital'}
+    assert res['data']['held_classes'] == [6, 7, 8, 9] and res['training_length']['epochs'] == [1, 2]
     page = (out / 'report.html').read_text()
-    drawn = page_figures(page)  # what a browser draws: every figure of the results, titled and with its traces
-    assert [f['layout']['title']['text'] for f in drawn] == [f.layout.title.text for f in bench_figures(res)]
-    assert all(f['data'] for f in drawn)
+    drawn = page_figures(page)
+    assert [f['layout']['title']['text'] for f in drawn] == [f.layout.title.text for f in repro_figures(res)]
+    assert all(f['data'] for f in drawn) and page.index('Verdicts') < page.index('Plotly.newPlot(')
     assert '<script src=' not in page and 'plotly.js v' in page  # plotly.js inlined: the page works offline
 
-def test_every_model_of_a_seed_is_trained_identically_but_for_steering(quick):
+def test_every_arm_of_a_seed_is_trained_identically_but_where_named(quick):
     out, _, _ = quick
     cfgs = {d.name: json.loads(read_checkpoint(d / 'checkpoint.pt')['config']) for d in (out / 'runs').iterdir()}
-    assert len(cfgs) == 2 * 3 * 2  # (main, class split) x 3 kinds x 2 seeds
+    assert len(cfgs) == 6 * 2 + 2 * 2 + 1  # supervised arms, SimCLR arms, the training-length run
     for name, cfg in cfgs.items():
-        protocol, kind, seed = name.split('-')
-        ref = cfgs[f"{protocol}-none-{seed}"]
-        assert {k for k in cfg if cfg[k] != ref[k]} <= {'steering', 'out_dir'}, name
-        assert cfg['steering'] == kind and f"seed{cfg['seed']}" == seed
+        objective, arm, seed, epochs = name.split('-')
+        ref = cfgs[f"{objective}-invariant-{seed}-{epochs}"] if epochs == 'e1' else cfgs[f"{objective}-exp-{seed}-e1"]
+        named = set(ARMS[arm]) | set(ARMS['invariant']) | ({'epochs'} if epochs != 'e1' else set())
+        assert {k for k in cfg if cfg[k] != ref[k]} <= named | {'out_dir'}, name
+        assert cfg['objective'] == objective and f"seed{cfg['seed']}" == seed and cfg['task_views'] == 'both'
 
 def test_rerun_reuses_checkpoints_and_evaluations(quick):
     out, _, env = quick
@@ -61,14 +61,23 @@ def test_rerun_reuses_checkpoints_and_evaluations(quick):
     run(BIN, '--quick', '--out', out, env=env, timeout=600)
     assert {f: f.stat().st_mtime_ns for f in files} == stamps  # nothing retrained or re-evaluated
     after = json.loads((out / 'results.json').read_text())
-    assert after['models']['exp']['equivariance'] == before['models']['exp']['equivariance']
+    assert after['objectives'] == before['objectives']
 
 def test_bench_help_and_bad_input(tmp_path):
     out = run(BIN, '--help').stdout
-    for flag in ('--quick', '--dataset', '--encoder', '--objective', '--epochs', '--seeds', '--out'): assert flag in out
-    p = run(BIN, '--quick', '--kinds', 'exp,rotation', '--out', tmp_path, check=False)
-    assert p.returncode == 1 and 'steerable_bench: error: kinds must be steering kinds' in p.stderr
+    for flag in ('--quick', '--arms', '--simclr_arms', '--encoder', '--epochs', '--seeds', '--shard', '--out'):
+        assert flag in out
+    p = run(BIN, '--quick', '--arms', 'exp,rotation', '--out', tmp_path, check=False)
+    assert p.returncode == 1 and 'steerable_bench: error: unknown arm' in p.stderr
     assert 'Traceback' not in p.stderr and not (tmp_path / 'results.json').exists()
+
+def test_committed_results_and_readme_agree():
+    "The README's results block is what `readme_section` makes of the committed results.json: no typed numbers."
+    root = Path(__file__).resolve().parents[1]
+    res = json.loads((root / 'nbs' / 'tutorials' / 'repro_results.json').read_text())
+    readme = (root / 'README.md').read_text()
+    assert readme_section(res) in readme
+    assert len(res['config']['seeds']) >= 5 and set(res['objectives']) == {'supervised', 'simclr'}
 
 FRESH = """
 import sys, torch

@@ -13,6 +13,7 @@ from tqdm.auto import tqdm
 from .data import (load_dataset, dataset_spec, corrupt_dataset, atomic_write, ImageDataset, SEVERITIES,
                    HEADLINE_CORRUPTIONS, EXTRA_CORRUPTIONS, CORRUPTION_GROUPS, active_corruptions)
 from .train import TrainConfig, train, load_checkpoint, read_checkpoint, resolve_device
+from .bench import _cached, _dig, _perm_subset  # one cache, one lookup, one seeded subset
 from .evaluate import (embed, equivariance_report, probe_transfer, classifier_head, accuracy, corruption_accuracy,
                        tta_params, tta_logits, tta_accuracy, tta_timing, ood_scores, ood_metrics, aggregate, fmt_stat)
 
@@ -164,14 +165,10 @@ def repro_runs(cfg: ReproConfig) -> list[ReproRun]:
 def _perm(n: int, seed: int) -> torch.Tensor:
     return torch.randperm(n, generator=torch.Generator().manual_seed(seed))
 
-def _take(ds, n: int, seed: int):
-    "A seeded subset of `n` images of `ds` (all of them when it has fewer)."
-    return ds.subset(_perm(len(ds), seed)[:min(n, len(ds))].sort().values)
-
 def _probe_splits(name: str, cfg: ReproConfig, seed: int) -> dict:
     "train / val / test subsets of `name` for a linear probe, drawn with `seed`."
     n = dict(train=cfg.n_probe, val=max(cfg.n_probe // 4, 10), test=max(cfg.n_probe // 2, 10))
-    return {s: _take(load_dataset(name, s, size=cfg.image_size, seed=cfg.split_seed), n[s], seed + i)
+    return {s: _perm_subset(load_dataset(name, s, size=cfg.image_size, seed=cfg.split_seed), n[s], seed + i)
             for i, s in enumerate(('train', 'val', 'test'))}
 
 def eval_seed(seed: int) -> int:
@@ -198,13 +195,13 @@ def repro_data(cfg: ReproConfig, seed: int, cache_dir=None) -> dict:
     d = dict(test=part(0, cfg.n_test), corrupt=part(0, cfg.n_corrupt), tta=part(0, cfg.n_tta),
              covariate_source=part(cfg.n_tta, cfg.n_tta + cfg.n_ood), held_classes=held)
     d['equiv'] = d['tta'].subset(torch.arange(min(cfg.n_equiv, len(d['tta']))))
-    d['fit'] = _take(load_dataset(id_name, 'val', size=size, seed=cfg.split_seed), cfg.n_equiv, es)
+    d['fit'] = _perm_subset(load_dataset(id_name, 'val', size=size, seed=cfg.split_seed), cfg.n_equiv, es)
     d['probe'] = _probe_splits(id_name, cfg, es)
     d['held_probe'] = _probe_splits(held_name, cfg, es + 3)
-    d['near'] = _take(load_dataset(held_name, 'test', size=size, seed=cfg.split_seed), cfg.n_ood, es + 6)
+    d['near'] = _perm_subset(load_dataset(held_name, 'test', size=size, seed=cfg.split_seed), cfg.n_ood, es + 6)
     if cfg.far:
         d['far_probe'] = _probe_splits(cfg.far, cfg, es + 7)
-        d['far'] = _take(load_dataset(cfg.far, 'test', size=size, seed=cfg.split_seed), cfg.n_ood, es + 10)
+        d['far'] = _perm_subset(load_dataset(cfg.far, 'test', size=size, seed=cfg.split_seed), cfg.n_ood, es + 10)
     active = active_corruptions(d['corrupt'].images[:64], severity=5)  # left out: no change even at severity 5
     d['headline'] = [c for c in HEADLINE_CORRUPTIONS if c in active]
     d['extra'] = [c for c in EXTRA_CORRUPTIONS if c in active]
@@ -337,12 +334,6 @@ def paired_ci(a, # per-seed values of the arm
     if better == 'lower': up, down = down, up
     return dict(mean=m, lo=lo, hi=hi, n=n, verdict='better' if up else 'worse' if down else 'tie')
 
-def _dig(d, path):
-    for k in path:
-        if not isinstance(d, dict) or k not in d: return None
-        d = d[k]
-    return d
-
 # %% ../nbs/12_repro.ipynb #50204a37
 @dataclass(frozen=True)
 class Metric:
@@ -391,7 +382,7 @@ def repro_metrics(cfg: ReproConfig) -> list[Metric]:
     return rows
 
 def _values(per_seed: dict, arm: str, m: Metric):
-    vals = [_dig(r, m.path) for r in per_seed.get(arm, [])]
+    vals = [_dig(r, *m.path) for r in per_seed.get(arm, [])]
     return None if not vals or any(v is None for v in vals) else [float(v) for v in vals]
 
 def metric_rows(per_seed: dict, # arm → one evaluation per seed (seeds in the same order for every arm)
@@ -428,18 +419,6 @@ _EVAL_FIELDS = ('dataset', 'id_classes', 'far', 'image_size', 'n_test', 'n_corru
                 'n_probe', 'k_retrieval', 'ks', 'k_true_ood', 'tta_scale', 'tta_severity', 'ood_severity',
                 'severities', 'n_timing', 'timing_repeats', 'split_seed')
 SCHEMA = 'steerable_nb.repro/1'
-
-def _cached(path: Path, key: dict, compute):
-    "compute() unless `path` holds a result computed with the same `key`; written atomically."
-    key = json.loads(json.dumps(key))
-    if path.is_file():
-        try:
-            saved = json.loads(path.read_text())
-            if saved.get('key') == key: return saved['result']
-        except (ValueError, KeyError): pass
-    result = compute()
-    atomic_write(path, json.dumps(dict(key=key, result=result)))
-    return result
 
 def _history(path) -> dict:
     h = read_checkpoint(path).get('history', [])
@@ -490,7 +469,7 @@ def _length_check(cfg: ReproConfig, evals: dict) -> dict:
     for a in cfg.long_arms:
         pair = [evals.get(f"supervised-{a}-seed{s}-e{e}") for e in (cfg.epochs, cfg.long_epochs)]
         if None in pair: continue
-        out['arms'][a] = {m.name: [_dig(p, m.path) for p in pair] for m in prim}
+        out['arms'][a] = {m.name: [_dig(p, *m.path) for p in pair] for m in prim}
     return out
 
 def complete_seeds(cfg: ReproConfig, evals: dict) -> list[int]:
@@ -619,7 +598,7 @@ def _ms(stats): return [s['mean'] for s in stats], [s.get('std') or 0 for s in s
 def _arm_stats(results: dict, obj: str, path) -> dict:
     "arm → aggregate over seeds of the value at `path` in each evaluation."
     o = results['objectives'][obj]
-    return {a: aggregate([_dig(r, path) for r in o['per_seed'][a]]) for a in o['arms']}
+    return {a: aggregate([_dig(r, *path) for r in o['per_seed'][a]]) for a in o['arms']}
 
 def tta_curve_figure(results: dict, objective: str = 'supervised'):
     "Accuracy vs K for true (dotted) and steered (solid) TTA, clean and corrupted, with no TTA as a dashed line."

@@ -358,9 +358,10 @@ def repro_metrics(cfg: ReproConfig) -> list[Metric]:
             Metric('accuracy', 'linear probe, in-domain', ('probe', 'in_domain')),
             Metric('transfer', 'linear probe, held-out classes', ('probe', 'held_out_classes'), primary=True)]
     if cfg.far: rows.append(Metric('transfer', f'linear probe, {cfg.far}', ('probe', 'far_dataset')))
-    rows += [Metric('robustness', 'mean accuracy, 15 corruptions x 5 severities', ('corruption', 'headline_mean'),
+    sev = 'severity ' + '/'.join(map(str, cfg.severities))
+    rows += [Metric('robustness', f'mean accuracy, headline corruptions, {sev}', ('corruption', 'headline_mean'),
                     primary=True),
-             Metric('robustness', 'mean accuracy, 4 extra corruptions', ('corruption', 'extra_mean'))]
+             Metric('robustness', f'mean accuracy, extra corruptions, {sev}', ('corruption', 'extra_mean'))]
     rows += [Metric('robustness', f'{g} corruptions', ('corruption', 'per_group', g))
              for g in ('photometric', 'noise', 'blur', 'geometric-digital')]
     rows += [Metric('fast TTA', f'steered TTA gain over no TTA, corrupted (K={K})',

@@ -220,9 +220,10 @@ def mixed_corruption(ds, # an ImageDataset
         if len(rows): images[rows] = corrupt_dataset(ds, c, severity, cache_dir, progress=False).images[rows]
     return ImageDataset(images, ds.labels[:n], ds.classes, ds.name, ds.split, ds.seed)
 
-def _history(path) -> dict:
+def _history(path, keys=('loss', 'equiv_loss', 'val_acc', 'rel_error', 'hit_at_1', 'seconds')) -> dict:
+    "The per-epoch `keys` of a checkpoint's training history, one list per key (keys it lacks left out)."
     h = read_checkpoint(path).get('history', [])
-    keys = [k for k in ('loss', 'equiv_loss', 'val_acc', 'rel_error', 'hit_at_1', 'seconds') if h and k in h[0]]
+    keys = [k for k in keys if h and k in h[0]]
     return {k: [float(r[k]) for r in h] for k in keys}
 
 def _transfer(model, cfg: BenchConfig, data: dict) -> dict:

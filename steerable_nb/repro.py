@@ -13,7 +13,7 @@ from tqdm.auto import tqdm
 from .data import (load_dataset, dataset_spec, corrupt_dataset, atomic_write, ImageDataset, SEVERITIES,
                    HEADLINE_CORRUPTIONS, EXTRA_CORRUPTIONS, CORRUPTION_GROUPS, active_corruptions)
 from .train import TrainConfig, train, load_checkpoint, read_checkpoint, resolve_device
-from .bench import _cached, _dig, _perm_subset  # one cache, one lookup, one seeded subset
+from .bench import _cached, _dig, _history, _perm_subset  # one cache, lookup, history, seeded subset
 from .evaluate import (embed, equivariance_report, probe_transfer, classifier_head, accuracy, corruption_accuracy,
                        tta_params, tta_logits, tta_accuracy, tta_timing, ood_scores, ood_metrics, aggregate, fmt_stat)
 
@@ -420,11 +420,7 @@ _EVAL_FIELDS = ('dataset', 'id_classes', 'far', 'image_size', 'n_test', 'n_corru
                 'n_probe', 'k_retrieval', 'ks', 'k_true_ood', 'tta_scale', 'tta_severity', 'ood_severity',
                 'severities', 'n_timing', 'timing_repeats', 'split_seed')
 SCHEMA = 'steerable_nb.repro/1'
-
-def _history(path) -> dict:
-    h = read_checkpoint(path).get('history', [])
-    keys = [k for k in ('loss', 'task_loss', 'equiv_loss', 'val_acc', 'hit_at_1', 'seconds') if h and k in h[0]]
-    return {k: [float(r[k]) for r in h] for k in keys}
+_HISTORY_KEYS = ('loss', 'task_loss', 'equiv_loss', 'val_acc', 'hit_at_1', 'seconds')
 
 def _evaluate(run: ReproRun, cfg: ReproConfig, data_of, cache_dir=None) -> dict:
     "The evaluation of one run, cached in its folder beside the checkpoint it was computed from."
@@ -436,7 +432,7 @@ def _evaluate(run: ReproRun, cfg: ReproConfig, data_of, cache_dir=None) -> dict:
         t = time.perf_counter()
         model = load_checkpoint(ck, str(resolve_device(cfg.device))).model
         res = evaluate_repro(model, data_of(run.seed), cfg, cache_dir)
-        return dict(**res, history=_history(ck), eval_seconds=time.perf_counter() - t,
+        return dict(**res, history=_history(ck, _HISTORY_KEYS), eval_seconds=time.perf_counter() - t,
                     train_seconds=float(sum(r['seconds'] for r in st.get('history', []))))
     return _cached(Path(run.config.out_dir) / 'eval.json', key, compute)
 

@@ -444,7 +444,9 @@ def train_and_evaluate(cfg: ReproConfig, shard: tuple[int, int] = (0, 1), progre
     if not 0 <= i < n: raise ValueError(f"shard must be (i, n) with 0 ≤ i < n; got {shard}")
     runs = repro_runs(cfg)[i::n]
     data = {}
-    data_of = lambda s: data.setdefault(s, repro_data(cfg, s, cache_dir))
+    def data_of(s):  # a seed's evaluation data, built once, when its first run that needs it is evaluated
+        if s not in data: data[s] = repro_data(cfg, s, cache_dir)
+        return data[s]
     out = {}
     for run in tqdm(runs, desc=f"runs (shard {i + 1}/{n})", disable=not progress):
         if not train_missing and not (Path(run.config.out_dir) / 'eval.json').is_file(): continue

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from contextlib import contextmanager
 from pathlib import Path
 import torch
+from fastcore.basics import patch
 from torch import nn
 import plotly.graph_objects as go
 from sklearn.utils.extmath import svd_flip
@@ -249,7 +250,7 @@ def _traces(data: list[dict], dims: int, showlegend: bool) -> list:
     return [cls(name=n, legendgroup=n, showlegend=showlegend, hoverinfo='text', **style, **d)
             for n, style, d in zip(TRACE_NAMES, _STYLES, data)]
 
-# %% ../nbs/07_widgets.ipynb #9d81b19f
+# %% ../nbs/07_widgets.ipynb #1b36cdf2
 def _png(image: torch.Tensor, # (C, H, W) in [0, 1]
          size: int = 96) -> bytes:
     "PNG bytes of an image, enlarged by whole-pixel repetition to about `size` pixels."
@@ -291,6 +292,7 @@ def _image_widget(size: int):
     import ipywidgets as W
     return W.Image(format='png', layout=W.Layout(width=f'{size}px', height=f'{size}px'))
 
+# %% ../nbs/07_widgets.ipynb #3c7c7e6a
 class SteeringExplorer:
     "Sliders for θ and a live plotly view of the steered embedding M(θ)f(x) beside the true one f(g_θ x)."
     def __init__(self, model, # a TrainResult, SteerableModel or checkpoint path
@@ -322,259 +324,293 @@ class SteeringExplorer:
         self._make_layout()
         self._rebuild()
 
-    def _load_models(self, model, aug, baseline):
-        "The model, its augmentation family and config, and the baseline (which must take the same θ)."
-        self.model, self.aug, self.config = resolve_model(model, aug)
-        self.baseline = None if baseline is None else resolve_model(baseline, self.aug)[0]
-        self._models = [self.model] + ([self.baseline] if self.baseline is not None else [])
+# %% ../nbs/07_widgets.ipynb #5287a735
+@patch
+def _load_models(self: SteeringExplorer, model, aug, baseline):
+    "The model, its augmentation family and config, and the baseline (which must take the same θ)."
+    self.model, self.aug, self.config = resolve_model(model, aug)
+    self.baseline = None if baseline is None else resolve_model(baseline, self.aug)[0]
+    self._models = [self.model] + ([self.baseline] if self.baseline is not None else [])
 
-    def _load_images(self, images, labels, n_images):
-        "The images to explore (by default the model's test images) and their names for the picker."
-        if images is None:
-            images, default_labels = _default_images(self.model, self.config, n_images)
-            labels = labels or default_labels
-        self.model.check_images(images)
-        if self.baseline is not None: self.baseline.check_images(images, 'images (for the baseline)')
-        if labels is not None and len(labels) != len(images):
-            raise ValueError(f"labels has {len(labels)} names for {len(images)} images")
-        self.images = images.detach().float().cpu()
-        names = labels or [None] * len(images)
-        self.labels = [f"image {i}" + (f" ({l})" if labels else '') for i, l in enumerate(names)]
+@patch
+def _load_images(self: SteeringExplorer, images, labels, n_images):
+    "The images to explore (by default the model's test images) and their names for the picker."
+    if images is None:
+        images, default_labels = _default_images(self.model, self.config, n_images)
+        labels = labels or default_labels
+    self.model.check_images(images)
+    if self.baseline is not None: self.baseline.check_images(images, 'images (for the baseline)')
+    if labels is not None and len(labels) != len(images):
+        raise ValueError(f"labels has {len(labels)} names for {len(images)} images")
+    self.images = images.detach().float().cpu()
+    names = labels or [None] * len(images)
+    self.labels = [f"image {i}" + (f" ({l})" if labels else '') for i, l in enumerate(names)]
 
-    def _load_gallery(self, gallery, n_gallery, skip, augment, seed):
-        "The gallery to retrieve from (each image under its own random θ when `augment`), embedded by every model."
-        if gallery is None:
-            try: gallery = _default_images(self.model, self.config, n_gallery, skip=skip, what='gallery')[0]
-            except ValueError as e:  # no dataset at hand: retrieve among the explored images themselves
-                warnings.warn(f"{e}; the gallery holds the explored images instead")
-                gallery = self.images
-        for m in self._models: m.check_images(gallery, 'gallery')
-        if augment:
-            self.gallery_theta = self.aug.sample(len(gallery), torch.Generator().manual_seed(seed))
-            gallery = self.aug(gallery.float(), self.gallery_theta)
-        else: self.gallery_theta = self.aug.identity(len(gallery))
-        self.gallery = gallery.detach().float().cpu()
-        with torch.no_grad(), torch_threads(self.threads):
-            self._gallery_z = [nn.functional.normalize(m.embed(self.gallery.to(_device(m))), dim=1).cpu()
-                               for m in self._models]
+@patch
+def _load_gallery(self: SteeringExplorer, gallery, n_gallery, skip, augment, seed):
+    "The gallery to retrieve from (each image under its own random θ when `augment`), embedded by every model."
+    if gallery is None:
+        try: gallery = _default_images(self.model, self.config, n_gallery, skip=skip, what='gallery')[0]
+        except ValueError as e:  # no dataset at hand: retrieve among the explored images themselves
+            warnings.warn(f"{e}; the gallery holds the explored images instead")
+            gallery = self.images
+    for m in self._models: m.check_images(gallery, 'gallery')
+    if augment:
+        self.gallery_theta = self.aug.sample(len(gallery), torch.Generator().manual_seed(seed))
+        gallery = self.aug(gallery.float(), self.gallery_theta)
+    else: self.gallery_theta = self.aug.identity(len(gallery))
+    self.gallery = gallery.detach().float().cpu()
+    with torch.no_grad(), torch_threads(self.threads):
+        self._gallery_z = [nn.functional.normalize(m.embed(self.gallery.to(_device(m))), dim=1).cpu()
+                           for m in self._models]
 
-    def _make_sliders(self):
-        "One slider per θ coordinate, labelled with its raw factor; inert ones disabled."
-        import ipywidgets as W
-        inert = self.aug.inert_params(self.images.shape[1])
-        self.sliders = {}
-        for j, n in enumerate(self.aug.param_names):
-            s = W.FloatSlider(value=0.0, min=-1.0, max=1.0, step=0.01, continuous_update=True, readout_format='+.2f',
-                              description=f"{n} (inert here)" if n in inert else self._label(j, 0.0),
-                              disabled=n in inert, style={'description_width': '150px'}, layout=W.Layout(width='430px'))
-            s.observe(lambda change, j=j: self._on_slider(j, change), names='value')
-            self.sliders[n] = s
-        self.moved = next((j for j, n in enumerate(self.aug.param_names) if n not in inert), 0)
+# %% ../nbs/07_widgets.ipynb #4abcd070
+@patch
+def _make_sliders(self: SteeringExplorer):
+    "One slider per θ coordinate, labelled with its raw factor; inert ones disabled."
+    import ipywidgets as W
+    inert = self.aug.inert_params(self.images.shape[1])
+    self.sliders = {}
+    for j, n in enumerate(self.aug.param_names):
+        s = W.FloatSlider(value=0.0, min=-1.0, max=1.0, step=0.01, continuous_update=True, readout_format='+.2f',
+                          description=f"{n} (inert here)" if n in inert else self._label(j, 0.0),
+                          disabled=n in inert, style={'description_width': '150px'}, layout=W.Layout(width='430px'))
+        s.observe(lambda change, j=j: self._on_slider(j, change), names='value')
+        self.sliders[n] = s
+    self.moved = next((j for j, n in enumerate(self.aug.param_names) if n not in inert), 0)
 
-    def _make_controls(self, dims: int, side_by_side: bool):
-        "The image picker, the reset button, the 2-D / 3-D toggle and the side-by-side checkbox."
-        import ipywidgets as W
-        self.picker = W.Dropdown(options=[(l, i) for i, l in enumerate(self.labels)], value=0, description='image',
-                                 layout=W.Layout(width='260px'))
-        self.picker.observe(lambda c: self.select(c['new']), names='value')
-        self.reset_button = W.Button(description='reset θ', icon='undo', layout=W.Layout(width='110px'))
-        self.reset_button.on_click(lambda _: self.reset())
-        self.view_toggle = W.ToggleButtons(options=[('2-D', 2), ('3-D', 3)], value=dims,
-                                           layout=W.Layout(width='auto'), style={'button_width': '50px'})
-        self.view_toggle.observe(lambda c: self._rebuild(), names='value')
-        self.compare = W.Checkbox(value=bool(side_by_side), description='side by side with the invariant baseline',
-                                  indent=False, disabled=self.baseline is None)
-        self.compare.observe(lambda c: self._rebuild(), names='value')
+@patch
+def _make_controls(self: SteeringExplorer, dims: int, side_by_side: bool):
+    "The image picker, the reset button, the 2-D / 3-D toggle and the side-by-side checkbox."
+    import ipywidgets as W
+    self.picker = W.Dropdown(options=[(l, i) for i, l in enumerate(self.labels)], value=0, description='image',
+                             layout=W.Layout(width='260px'))
+    self.picker.observe(lambda c: self.select(c['new']), names='value')
+    self.reset_button = W.Button(description='reset θ', icon='undo', layout=W.Layout(width='110px'))
+    self.reset_button.on_click(lambda _: self.reset())
+    self.view_toggle = W.ToggleButtons(options=[('2-D', 2), ('3-D', 3)], value=dims,
+                                       layout=W.Layout(width='auto'), style={'button_width': '50px'})
+    self.view_toggle.observe(lambda c: self._rebuild(), names='value')
+    self.compare = W.Checkbox(value=bool(side_by_side), description='side by side with the invariant baseline',
+                              indent=False, disabled=self.baseline is None)
+    self.compare.observe(lambda c: self._rebuild(), names='value')
 
-    def _make_layout(self):
-        "The widget a notebook displays: controls, the images and readout, the figure, the retrieved neighbours."
-        import ipywidgets as W
-        self.original, self.augmented = _image_widget(112), _image_widget(112)
-        self.readout, self.neighbours, self._fig_box = W.HTML(), W.VBox(), W.Box()
-        images_box = W.HBox([W.VBox([W.HTML('<b>x</b>'), self.original]),
-                             W.VBox([W.HTML('<b>g<sub>θ</sub>(x)</b>'), self.augmented])])
-        controls = W.VBox([W.HBox([self.picker, self.reset_button]), *self.sliders.values(),
-                           W.HBox([self.view_toggle, self.compare])])
-        self.widget = W.VBox([W.HBox([controls, W.VBox([images_box, self.readout])]), self._fig_box, self.neighbours])
+@patch
+def _make_layout(self: SteeringExplorer):
+    "The widget a notebook displays: controls, the images and readout, the figure, the retrieved neighbours."
+    import ipywidgets as W
+    self.original, self.augmented = _image_widget(112), _image_widget(112)
+    self.readout, self.neighbours, self._fig_box = W.HTML(), W.VBox(), W.Box()
+    images_box = W.HBox([W.VBox([W.HTML('<b>x</b>'), self.original]),
+                         W.VBox([W.HTML('<b>g<sub>θ</sub>(x)</b>'), self.augmented])])
+    controls = W.VBox([W.HBox([self.picker, self.reset_button]), *self.sliders.values(),
+                       W.HBox([self.view_toggle, self.compare])])
+    self.widget = W.VBox([W.HBox([controls, W.VBox([images_box, self.readout])]), self._fig_box, self.neighbours])
 
-    @classmethod
-    def pretrained(cls, name: str = 'demo', **kwargs) -> 'SteeringExplorer':
-        "The explorer on a model shipped with the package (see `load_pretrained`): steering to see before training."
-        return cls(load_pretrained(name), **kwargs)
+@patch
+def _label(self: SteeringExplorer, j: int, value: float) -> str:
+    spec = self.aug.specs[j]
+    return spec.label(spec.raw(torch.tensor(float(value), dtype=torch.float64)).item())
 
-    def _label(self, j: int, value: float) -> str:
-        spec = self.aug.specs[j]
-        return spec.label(spec.raw(torch.tensor(float(value), dtype=torch.float64)).item())
+# %% ../nbs/07_widgets.ipynb #cafb382b
+@patch(as_prop=True)
+def theta(self: SteeringExplorer) -> torch.Tensor: # (k,)
+    "The current θ, from the sliders."
+    return torch.tensor([s.value for s in self.sliders.values()], dtype=torch.float32)
 
-    @property
-    def theta(self) -> torch.Tensor: # (k,)
-        "The current θ, from the sliders."
-        return torch.tensor([s.value for s in self.sliders.values()], dtype=torch.float32)
+@patch(as_prop=True)
+def figure(self: SteeringExplorer) -> go.FigureWidget:
+    "The plotly FigureWidget now on show (a new one after a 2-D / 3-D or side-by-side toggle)."
+    return self._fig_box.children[0]
 
-    @property
-    def figure(self) -> go.FigureWidget:
-        "The plotly FigureWidget now on show (a new one after a 2-D / 3-D or side-by-side toggle)."
-        return self._fig_box.children[0]
+@patch(as_prop=True)
+def panels(self: SteeringExplorer) -> list[SteerableModel]:
+    "The models on show: the steerable one, and the baseline in side-by-side mode."
+    return self._models if self.compare.value else self._models[:1]
 
-    @property
-    def panels(self) -> list[SteerableModel]:
-        "The models on show: the steerable one, and the baseline in side-by-side mode."
-        return self._models if self.compare.value else self._models[:1]
-
-    def view(self, panel: int = 0, index: int | None = None) -> SteeringView:
-        "The (cached) SteeringView of image `index` (default: the picked one) under model `panel` (0 main, 1 baseline)."
-        index = self.index if index is None else index
-        key = (panel, index)
-        if key not in self._views:
-            with torch_threads(self.threads):
-                self._views[key] = SteeringView(self._models[panel], self.aug, self.images[index], self.steps)
-        return self._views[key]
-
-    def _on_slider(self, j: int, change):
-        slider = self.sliders[self.aug.param_names[j]]
-        name = self.aug.param_names[j]
-        slider.description = f"{name} (inert here)" if slider.disabled else self._label(j, change['new'])
-        if self._quiet: return
-        self.moved = j
-        self.update()
-
-    def set_theta(self, values: dict | torch.Tensor, # {name: θ value} or a (k,) tensor
-                  moved: str | None = None): # whose sweep to show (default: the last name in `values`)
-        "Set several sliders at once, with one update."
-        if isinstance(values, torch.Tensor): values = dict(zip(self.aug.param_names, values.tolist()))
-        unknown = [n for n in values if n not in self.sliders]
-        if unknown: raise ValueError(f"unknown parameter {unknown[0]!r}; known: {', '.join(self.sliders)}")
-        every = {**dict.fromkeys(self.sliders, 0.0), **values}
-        self.aug.validate(torch.tensor([list(every.values())], dtype=torch.float32))
-        self._quiet = True
-        try:
-            for n, v in values.items(): self.sliders[n].value = float(v)
-        finally: self._quiet = False
-        name = moved or (list(values)[-1] if values else None)
-        if name is not None and not self.sliders[name].disabled: self.moved = self.aug.param_names.index(name)
-        self.update()
-
-    def reset(self):
-        "All sliders back to θ = 0."
-        self.set_theta({n: 0.0 for n in self.sliders}, moved=self.aug.param_names[self.moved])
-
-    def select(self, index: int):
-        "Show image `index`."
-        if not 0 <= index < len(self.images):
-            raise ValueError(f"index must lie in 0..{len(self.images) - 1}; got {index}")
-        if self.picker.value != index:
-            self.picker.value = index  # its observer calls select(index) again
-            return
-        self.index = index
-        self.original.value = _png(self.images[index], 112)
-        self.update()
-
-    def _rebuild(self):
-        "A new FigureWidget for the current mode (2-D / 3-D, one or two panels)."
-        dims, panels = self.view_toggle.value, self.panels
-        titles = [_panel_name(m) for m in panels]
-        spec = {'type': 'scene'} if dims == 3 else {}
-        fig = make_subplots(rows=1, cols=len(panels), subplot_titles=titles, specs=[[spec] * len(panels)],
-                            horizontal_spacing=0.08)
-        for p in range(len(panels)):
-            with torch_threads(self.threads): st = self.view(p).state(self.theta, self.moved)
-            for tr in _traces(trace_data(self.view(p), st, dims), dims, showlegend=p == 0):
-                fig.add_trace(tr, row=1, col=p + 1)
-        fig.update_layout(height=520, width=440 * len(panels) + 80, margin=dict(l=50, r=20, t=80, b=110),
-                          legend=dict(orientation='h', yanchor='top', y=-0.2, x=0), hovermode='closest',
-                          uirevision='keep')
-        if dims == 3: fig.update_scenes(aspectmode='cube')
-        self._fig_box.children = (go.FigureWidget(fig),)
-        self._drawn, self._axes = {}, {}
-        self.select(self.index)
-
-    def update(self):
-        "Recompute the current θ's points (and the sweep if needed) and redraw everything in one batch."
-        t0 = time.perf_counter()
-        theta, dims, fig = self.theta, self.view_toggle.value, self.figure
+@patch
+def view(self: SteeringExplorer, panel: int = 0, index: int | None = None) -> SteeringView:
+    "The (cached) SteeringView of image `index` (default: the picked one) under model `panel` (0 main, 1 baseline)."
+    index = self.index if index is None else index
+    key = (panel, index)
+    if key not in self._views:
         with torch_threads(self.threads):
-            self.states = [self.view(p).state(theta, self.moved) for p in range(len(self.panels))]
-            with fig.batch_update():
-                for p, st in enumerate(self.states): self._draw_panel(fig, p, st, dims)
-                fig.layout.title.text = (f"moving <b>{self.aug.param_names[self.moved]}</b>: "
-                                         f"{self._label(self.moved, float(theta[self.moved]))}")
-            self.augmented.value = _png(self.states[0]['augmented'].cpu(), 112)
-            self.readout.value = self._readout(self.states)
-            self._show_neighbours(self.states)
-        self.update_times.append(time.perf_counter() - t0)
+            self._views[key] = SteeringView(self._models[panel], self.aug, self.images[index], self.steps)
+    return self._views[key]
 
-    def _draw_panel(self, fig: go.FigureWidget, p: int, st: dict, dims: int):
-        "Update panel `p`'s traces (the paths only when they changed) and, where needed, its axes."
-        view, j = self.view(p), st['moved']
-        data = trace_data(view, st, dims)
-        key = (j, view._key(j, st['theta']), self.index)
-        same_paths = self._drawn.get(p) == key  # then only the current points and the error move
-        for i, (tr, d) in enumerate(zip(fig.data[6 * p:6 * p + 6], data)):
-            if not (same_paths and i in (0, 1, 3)): tr.update(d)
-        self._drawn[p] = key
-        # axes: the moved parameter's basis, widened (never narrowed) while the same slider moves
-        old = self._axes.get(p)
-        ranges = _axis_ranges(view.bases[j], data, dims)
-        if old is not None and old[0] == (j, self.index):
-            ranges = [[min(a[0], b[0]), max(a[1], b[1])] for a, b in zip(ranges, old[1])]
-        if old is None or old != ((j, self.index), ranges):
-            fig.update_layout(_axis_layout(fig, p, view.bases[j], ranges))
-            self._axes[p] = ((j, self.index), ranges)
+# %% ../nbs/07_widgets.ipynb #c68c7c2e
+@patch
+def _rebuild(self: SteeringExplorer):
+    "A new FigureWidget for the current mode (2-D / 3-D, one or two panels)."
+    dims, panels = self.view_toggle.value, self.panels
+    titles = [_panel_name(m) for m in panels]
+    spec = {'type': 'scene'} if dims == 3 else {}
+    fig = make_subplots(rows=1, cols=len(panels), subplot_titles=titles, specs=[[spec] * len(panels)],
+                        horizontal_spacing=0.08)
+    for p in range(len(panels)):
+        with torch_threads(self.threads): st = self.view(p).state(self.theta, self.moved)
+        for tr in _traces(trace_data(self.view(p), st, dims), dims, showlegend=p == 0):
+            fig.add_trace(tr, row=1, col=p + 1)
+    fig.update_layout(height=520, width=440 * len(panels) + 80, margin=dict(l=50, r=20, t=80, b=110),
+                      legend=dict(orientation='h', yanchor='top', y=-0.2, x=0), hovermode='closest',
+                      uirevision='keep')
+    if dims == 3: fig.update_scenes(aspectmode='cube')
+    self._fig_box.children = (go.FigureWidget(fig),)
+    self._drawn, self._axes = {}, {}
+    self.select(self.index)
 
-    def _readout(self, states) -> str:
-        "An HTML table of the error figures at the current θ, one row per model on show."
-        f = lambda v: '—' if v != v else f"{v:.3f}"
-        td = "<td style='padding:2px 10px;text-align:right'>"
-        name = "<td style='padding:2px 10px 2px 0'>{}</td>"
-        rows = ''.join(f"<tr>{name.format(html.escape(_panel_name(m)))}{td}{f(s['rel_error'])}</td>"
-                       f"{td}{f(s['rel_displacement'])}</td>{td}{f(s['cosine'])}</td></tr>"
-                       for m, s in zip(self.panels, states))
-        th = "<th style='padding:2px 10px;text-align:right' title='{}'>{}</th>"
-        head = ''.join(th.format(t, h) for h, t in _READOUT_COLUMNS)
-        return (f"<table class='steering-readout' style='font-size:90%;border-collapse:collapse'>"
-                f"<tr><th></th>{head}</tr>{rows}</table><div style='font-size:80%;color:#666'>"
-                "steered M(θ)f(x) vs true f(g<sub>θ</sub>x), at the current θ</div>")
+@patch
+def update(self: SteeringExplorer):
+    "Recompute the current θ's points (and the sweep if needed) and redraw everything in one batch."
+    t0 = time.perf_counter()
+    theta, dims, fig = self.theta, self.view_toggle.value, self.figure
+    with torch_threads(self.threads):
+        self.states = [self.view(p).state(theta, self.moved) for p in range(len(self.panels))]
+        with fig.batch_update():
+            for p, st in enumerate(self.states): self._draw_panel(fig, p, st, dims)
+            fig.layout.title.text = (f"moving <b>{self.aug.param_names[self.moved]}</b>: "
+                                     f"{self._label(self.moved, float(theta[self.moved]))}")
+        self.augmented.value = _png(self.states[0]['augmented'].cpu(), 112)
+        self.readout.value = self._readout(self.states)
+        self._show_neighbours(self.states)
+    self.update_times.append(time.perf_counter() - t0)
 
-    def nearest(self, z: torch.Tensor, # (d,) an embedding
-                panel: int = 0) -> tuple[list[int], list[float]]:
-        "Indices and cosine similarities of the gallery images nearest to `z` under model `panel`."
-        sims = self._gallery_z[panel] @ nn.functional.normalize(z.to(self._gallery_z[panel]), dim=0)
-        top = sims.topk(min(self.n_neighbours, len(sims)))
-        return top.indices.tolist(), top.values.tolist()
+@patch
+def _draw_panel(self: SteeringExplorer, fig: go.FigureWidget, p: int, st: dict, dims: int):
+    "Update panel `p`'s traces (the paths only when they changed) and, where needed, its axes."
+    view, j = self.view(p), st['moved']
+    data = trace_data(view, st, dims)
+    key = (j, view._key(j, st['theta']), self.index)
+    same_paths = self._drawn.get(p) == key  # then only the current points and the error move
+    for i, (tr, d) in enumerate(zip(fig.data[6 * p:6 * p + 6], data)):
+        if not (same_paths and i in (0, 1, 3)): tr.update(d)
+    self._drawn[p] = key
+    # axes: the moved parameter's basis, widened (never narrowed) while the same slider moves
+    old = self._axes.get(p)
+    ranges = _axis_ranges(view.bases[j], data, dims)
+    if old is not None and old[0] == (j, self.index):
+        ranges = [[min(a[0], b[0]), max(a[1], b[1])] for a, b in zip(ranges, old[1])]
+    if old is None or old != ((j, self.index), ranges):
+        fig.update_layout(_axis_layout(fig, p, view.bases[j], ranges))
+        self._axes[p] = ((j, self.index), ranges)
 
-    def _thumb(self, i: int) -> bytes:
-        if i not in self._thumbs: self._thumbs[i] = _png(self.gallery[i], 56)
-        return self._thumbs[i]
+@patch
+def _readout(self: SteeringExplorer, states) -> str:
+    "An HTML table of the error figures at the current θ, one row per model on show."
+    f = lambda v: '—' if v != v else f"{v:.3f}"
+    td = "<td style='padding:2px 10px;text-align:right'>"
+    name = "<td style='padding:2px 10px 2px 0'>{}</td>"
+    rows = ''.join(f"<tr>{name.format(html.escape(_panel_name(m)))}{td}{f(s['rel_error'])}</td>"
+                   f"{td}{f(s['rel_displacement'])}</td>{td}{f(s['cosine'])}</td></tr>"
+                   for m, s in zip(self.panels, states))
+    th = "<th style='padding:2px 10px;text-align:right' title='{}'>{}</th>"
+    head = ''.join(th.format(t, h) for h, t in _READOUT_COLUMNS)
+    return (f"<table class='steering-readout' style='font-size:90%;border-collapse:collapse'>"
+            f"<tr><th></th>{head}</tr>{rows}</table><div style='font-size:80%;color:#666'>"
+            "steered M(θ)f(x) vs true f(g<sub>θ</sub>x), at the current θ</div>")
 
-    def _show_neighbours(self, states):
-        import ipywidgets as W
-        rows = []
-        for p, (m, st) in enumerate(zip(self.panels, states)):
-            for what, z in (('steered M(θ)f(x)', st['steered']), ('true f(g<sub>θ</sub>x)', st['true'])):
-                idx, sims = self.nearest(z, p)
-                rows.append((f"{html.escape(_panel_name(m))}, by the {what}", idx, sims))
-        boxes = list(self.neighbours.children)
-        if len(boxes) != len(rows):  # (re)build the rows of thumbnails
-            boxes = [W.HBox([W.HTML(layout=W.Layout(width='260px'))] +
-                            [W.VBox([W.Image(format='png', layout=W.Layout(width='56px', height='56px')), W.HTML()])
-                             for _ in range(self.n_neighbours)]) for _ in rows]
-            self.neighbours.children = boxes
-        self.retrieved = []
-        for box, (title, idx, sims) in zip(boxes, rows):
-            box.children[0].value = f"<small>nearest gallery images<br>{title}</small>"
-            for cell, i, s in zip(box.children[1:], idx, sims):
-                if cell.children[0].value != self._thumb(i): cell.children[0].value = self._thumb(i)
-                cell.children[1].value = f"<small>{s:.2f}</small>"
-            self.retrieved.append(idx)
+# %% ../nbs/07_widgets.ipynb #85a51a2e
+@patch
+def nearest(self: SteeringExplorer, z: torch.Tensor, # (d,) an embedding
+            panel: int = 0) -> tuple[list[int], list[float]]:
+    "Indices and cosine similarities of the gallery images nearest to `z` under model `panel`."
+    sims = self._gallery_z[panel] @ nn.functional.normalize(z.to(self._gallery_z[panel]), dim=0)
+    top = sims.topk(min(self.n_neighbours, len(sims)))
+    return top.indices.tolist(), top.values.tolist()
 
-    def _repr_mimebundle_(self, **kwargs): return self.widget._repr_mimebundle_(**kwargs)
+@patch
+def _thumb(self: SteeringExplorer, i: int) -> bytes:
+    if i not in self._thumbs: self._thumbs[i] = _png(self.gallery[i], 56)
+    return self._thumbs[i]
 
-    def static_figure(self, params: list[str] | None = None, # parameters to step through (default: all active)
-                      dims: int | None = None) -> go.Figure:
-        "This explorer's view as a static plotly figure with its own sliders (see `steering_figure`), for pages."
-        views = [self.view(p) for p in range(len(self.panels))]
-        with torch_threads(self.threads):
-            return _static_figure(views, self.panels, params, dims or self.view_toggle.value)
+@patch
+def _show_neighbours(self: SteeringExplorer, states):
+    import ipywidgets as W
+    rows = []
+    for p, (m, st) in enumerate(zip(self.panels, states)):
+        for what, z in (('steered M(θ)f(x)', st['steered']), ('true f(g<sub>θ</sub>x)', st['true'])):
+            idx, sims = self.nearest(z, p)
+            rows.append((f"{html.escape(_panel_name(m))}, by the {what}", idx, sims))
+    boxes = list(self.neighbours.children)
+    if len(boxes) != len(rows):  # (re)build the rows of thumbnails
+        boxes = [W.HBox([W.HTML(layout=W.Layout(width='260px'))] +
+                        [W.VBox([W.Image(format='png', layout=W.Layout(width='56px', height='56px')), W.HTML()])
+                         for _ in range(self.n_neighbours)]) for _ in rows]
+        self.neighbours.children = boxes
+    self.retrieved = []
+    for box, (title, idx, sims) in zip(boxes, rows):
+        box.children[0].value = f"<small>nearest gallery images<br>{title}</small>"
+        for cell, i, s in zip(box.children[1:], idx, sims):
+            if cell.children[0].value != self._thumb(i): cell.children[0].value = self._thumb(i)
+            cell.children[1].value = f"<small>{s:.2f}</small>"
+        self.retrieved.append(idx)
+
+# %% ../nbs/07_widgets.ipynb #2f8f8469
+@patch
+def _on_slider(self: SteeringExplorer, j: int, change):
+    slider = self.sliders[self.aug.param_names[j]]
+    name = self.aug.param_names[j]
+    slider.description = f"{name} (inert here)" if slider.disabled else self._label(j, change['new'])
+    if self._quiet: return
+    self.moved = j
+    self.update()
+
+@patch
+def set_theta(self: SteeringExplorer, values: dict | torch.Tensor, # {name: θ value} or a (k,) tensor
+              moved: str | None = None): # whose sweep to show (default: the last name in `values`)
+    "Set several sliders at once, with one update."
+    names = self.aug.param_names
+    if isinstance(values, torch.Tensor):
+        if values.shape != (len(names),):
+            raise ValueError(f"values must be a ({len(names)},) tensor, one θ per parameter ({', '.join(names)}); "
+                             f"got shape {tuple(values.shape)}")
+        values = dict(zip(names, values.tolist()))
+    unknown = [n for n in [*values, *([moved] if moved is not None else [])] if n not in self.sliders]
+    if unknown: raise ValueError(f"unknown parameter {unknown[0]!r}; known: {', '.join(self.sliders)}")
+    every = {**dict.fromkeys(self.sliders, 0.0), **values}
+    self.aug.validate(torch.tensor([list(every.values())], dtype=torch.float32))
+    self._quiet = True
+    try:
+        for n, v in values.items(): self.sliders[n].value = float(v)
+    finally: self._quiet = False
+    name = moved or (list(values)[-1] if values else None)
+    if name is not None and not self.sliders[name].disabled: self.moved = names.index(name)
+    self.update()
+
+@patch
+def reset(self: SteeringExplorer):
+    "All sliders back to θ = 0."
+    self.set_theta({n: 0.0 for n in self.sliders}, moved=self.aug.param_names[self.moved])
+
+@patch
+def select(self: SteeringExplorer, index: int):
+    "Show image `index`."
+    if not 0 <= index < len(self.images):
+        raise ValueError(f"index must lie in 0..{len(self.images) - 1}; got {index}")
+    if self.picker.value != index:
+        self.picker.value = index  # its observer calls select(index) again
+        return
+    self.index = index
+    self.original.value = _png(self.images[index], 112)
+    self.update()
+
+# %% ../nbs/07_widgets.ipynb #36b64edf
+@patch(cls_method=True)
+def pretrained(cls: SteeringExplorer, name: str = 'demo', **kwargs) -> 'SteeringExplorer':
+    "The explorer on a model shipped with the package (see `load_pretrained`): steering to see before training."
+    return cls(load_pretrained(name), **kwargs)
+
+@patch
+def _repr_mimebundle_(self: SteeringExplorer, **kwargs): return self.widget._repr_mimebundle_(**kwargs)
+
+@patch
+def static_figure(self: SteeringExplorer,
+                  params: list[str] | None = None, # parameters to step through (default: all active)
+                  dims: int | None = None) -> go.Figure:
+    "This explorer's view as a static plotly figure with its own sliders (see `steering_figure`), for pages."
+    views = [self.view(p) for p in range(len(self.panels))]
+    with torch_threads(self.threads):
+        return _static_figure(views, self.panels, params, dims or self.view_toggle.value)
 
 # %% ../nbs/07_widgets.ipynb #abcd5c26
 def _check_params(view: SteeringView, params: list[str] | None) -> list[str]:

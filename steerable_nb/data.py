@@ -717,7 +717,7 @@ def _plasma_fractal(rngs, mapsize=32, wibbledecay=3):
     m -= m.min(axis=(1, 2), keepdims=True)
     return m / m.max(axis=(1, 2), keepdims=True)
 
-# %% ../nbs/01_data.ipynb #corr0006
+# %% ../nbs/01_data.ipynb #32695618
 def _gaussian_noise(x, c, rngs): return x + _per_image(rngs, lambda g: g.normal(size=x.shape[1:], scale=c))
 def _shot_noise(x, c, rngs): return np.stack([g.poisson(xi * c) for g, xi in zip(rngs, x)]) / c
 def _impulse_noise(x, c, rngs):
@@ -758,6 +758,8 @@ def _zoom_blur(x, c, rngs):
     x, zooms = x.astype(np.float32), np.arange(1, c, 0.01)
     return (x + sum(_clipped_zoom(x, z) for z in zooms)) / (len(zooms) + 1)
 
+
+# %% ../nbs/01_data.ipynb #63967ee9
 def _fog(x, c, rngs):
     strength, decay = c
     H, W = x.shape[1:3]
@@ -834,6 +836,7 @@ def _hsv_channel(x, k, fn):
 def _brightness(x, c, rngs): return _hsv_channel(x, 2, lambda v: v + c)
 def _saturate(x, c, rngs): return _hsv_channel(x, 1, lambda s: s * c[0] + c[1])
 
+# %% ../nbs/01_data.ipynb #b7665d27
 def _to_u8(x): return np.rint(x * 255).astype(np.uint8)
 
 def _jpeg(image, quality):
@@ -864,6 +867,7 @@ def _elastic_transform(x, c, rngs):
     n, r, col, ch = np.meshgrid(np.arange(N), np.arange(H), np.arange(W), np.arange(C), indexing='ij')
     return ndimage.map_coordinates(x, (n, r + dy, col + dx, ch), order=1, mode='reflect')
 
+# %% ../nbs/01_data.ipynb #e941fee8
 _CIFAR_C = {'gaussian_noise': _gaussian_noise, 'shot_noise': _shot_noise, 'impulse_noise': _impulse_noise,
             'speckle_noise': _speckle_noise, 'gaussian_blur': _gaussian_blur, 'glass_blur': _glass_blur,
             'defocus_blur': _defocus_blur, 'motion_blur': _motion_blur, 'zoom_blur': _zoom_blur, 'fog': _fog,

@@ -21,8 +21,10 @@ __all__ = ['ADDITIVE_PARAMS', 'PROBE_CS', 'check_model_inputs', 'with_model_augm
            'family_slices', 'active_mask', 'embed_augmented', 'equivariance_pairs', 'identity_steering', 'steer_pairs',
            'score_steering', 'cross_image_scores', 'fit_linear_steering', 'theta_r2', 'composition_error',
            'equivariance_report', 'parameter_visibility', 'linear_probe', 'probe_transfer', 'classifier_head',
-           'accuracy', 'corruption_accuracy', 'tta_params', 'tta_logits', 'tta_accuracy', 'tta_summary', 'tta_timing',
-           'ood_scores', 'ood_metrics', 'aggregate', 'fmt_stat']
+           'accuracy', 'corruption_accuracy', 'tta_params', 'tta_logits', 'tta_accuracy', 'tta_summary',
+           'mean_steering', 'logit_shifts', 'logit_shift_figure', 'tta_timing', 'ood_scores', 'ood_metrics',
+           'uniform_theta_moments', 'linear_logit_moments', 'closed_form_scores', 'fit_theta_reader',
+           'inverse_steering', 'canonical_logits', 'aggregate', 'fmt_stat']
 
 # %% ../nbs/06_evaluate.ipynb #42fcd98d
 def check_model_inputs(model: SteerableModel, # a SteerableModel (its spec says what it takes)
@@ -458,6 +460,42 @@ def tta_summary(plain: torch.Tensor, # (N, C) logits without TTA
                 agreement=(p_st.argmax(1) == p_tr.argmax(1)).double().mean().item(), kl_true_steered=kl(p_st),
                 kl_true_none=kl(plain.double().softmax(-1)))
 
+# %% ../nbs/06_evaluate.ipynb #fd10dfce
+def mean_steering(steering: SteeringMap, # a (trained) steering map
+                  params: torch.Tensor # (K, k) a fixed θ set
+                 ) -> torch.Tensor: # (d, d)
+    "M̄ = mean_k M(θ_k): logit-averaged steered TTA over `params` is the single linear map W M̄ f(x) + b."
+    with torch.no_grad(): return steering.matrices(params).mean(0)
+
+@torch.no_grad()
+def logit_shifts(steering: SteeringMap, head: nn.Linear, # the steering map and the classifier W, b
+                 embeddings: torch.Tensor, # (N, d) f(x)
+                 params: torch.Tensor # (K, k) the TTA θ set
+                ) -> dict[str, torch.Tensor]:
+    "Each steered view's logit shift and their mean's, in top-2 margins of the plain logits; predictions changed."
+    plain = head(embeddings)  # (N, C)
+    views = FixedSteering(steering, params, head=head).logits(embeddings)  # (N, K, C)
+    top2 = plain.topk(2, dim=-1).values
+    margin = (top2[:, 0] - top2[:, 1]).clamp_min(1e-6)
+    changed = lambda avg: (avg.argmax(-1) != plain.argmax(-1)).double().mean().item()
+    return dict(member=(views - plain[:, None]).norm(dim=-1) / margin[:, None], # (N, K)
+                mean=(views.mean(1) - plain).norm(dim=-1) / margin, # (N,)
+                changed_logit_mean=changed(views.mean(1)), changed_prob_mean=changed(views.softmax(-1).mean(1)))
+
+def logit_shift_figure(shifts: dict, # logit_shifts' output
+                       title: str = ''): # the figure's title (default: a generic one)
+    "A plotly figure: histograms of how far single steered views and their mean move the logits (in top-2 margins)."
+    import plotly.graph_objects as go
+    one, avg = shifts['member'][:, 1:].flatten().cpu().numpy(), shifts['mean'].cpu().numpy()  # column 0: θ = 0
+    cap = float(np.quantile(np.r_[one, avg], 0.98))
+    fig = go.Figure([go.Histogram(x=np.minimum(one, cap), name='one steered view', histnorm='probability', opacity=0.6),
+                     go.Histogram(x=np.minimum(avg, cap), name=f"mean of {shifts['member'].shape[1]} views",
+                                  histnorm='probability', opacity=0.6)])
+    fig.update_layout(barmode='overlay', width=640, height=340, title=title or 'How far steering moves the logits',
+                      xaxis_title='‖logit shift‖ / top-2 margin of the plain logits', yaxis_title='share',
+                      legend=dict(orientation='h', y=-0.3))
+    return fig
+
 # %% ../nbs/06_evaluate.ipynb #57c56c85
 @with_model_augmentation
 @torch.inference_mode()
@@ -492,11 +530,18 @@ def tta_timing(model: SteerableModel, images: torch.Tensor, # (N, C, H, W): one 
                                    speedup=m['true'] / max(m['steered'], 1e-12)) for k, m in med.items()})
 
 # %% ../nbs/06_evaluate.ipynb #ecef575d
+def _entropy(p: torch.Tensor) -> torch.Tensor: return -(p * p.clamp_min(1e-30).log()).sum(-1)
+
 def _tta_scores(logits: torch.Tensor, prefix: str) -> dict[str, torch.Tensor]:
+    "Scores of the K views' logits (N, K, C): of their mean prediction and of their spread; higher = in-distribution."
     probs = logits.softmax(-1)  # (N, K, C)
     mean = probs.mean(1)
     return {f'{prefix}_confidence': mean.max(-1).values,
-            f'{prefix}_agreement': -0.5 * (probs - mean[:, None]).abs().sum(-1).mean(1)}
+            f'{prefix}_entropy': -_entropy(mean),
+            f'{prefix}_mean_energy': logits.mean(1).logsumexp(-1),
+            f'{prefix}_agreement': -0.5 * (probs - mean[:, None]).abs().sum(-1).mean(1),
+            f'{prefix}_mutual_info': -(_entropy(mean) - _entropy(probs).mean(1)).clamp_min(0),
+            f'{prefix}_logit_var': -logits.var(1, unbiased=False).mean(-1)}
 
 def ood_scores(logits: torch.Tensor, # (N, C) plain logits
                steered: torch.Tensor | None = None, # (N, K, C) steered TTA logits
@@ -527,6 +572,78 @@ def ood_metrics(id_scores: dict, ood_scores_: dict, # name -> (N,) scores from o
             out['roc'][name] = dict(fpr=grid.round(4).tolist(), tpr=np.interp(grid, fpr, tpr).round(4).tolist())
     if not roc_points: del out['roc']
     return out
+
+# %% ../nbs/06_evaluate.ipynb #32975814
+def uniform_theta_moments(k: int, # number of augmentation parameters
+                          scale: float = 0.5 # θ ~ U[-scale, scale]^k, as tta_params draws it
+                         ) -> tuple[torch.Tensor, torch.Tensor]: # (k,) mean, (k, k) covariance
+    "Mean and covariance of θ drawn uniformly from [-scale, scale]^k."
+    return torch.zeros(k), torch.eye(k) * scale ** 2 / 3
+
+@torch.no_grad()
+def linear_logit_moments(steering: SteeringMap, # a 'linear' kind: M(θ) = I + Σ_j θ_j A_j
+                         head: nn.Linear, # the classifier W, b
+                         embeddings: torch.Tensor, # (N, d) f(x)
+                         theta_mean: torch.Tensor, # (k,) mean of θ
+                         theta_cov: torch.Tensor # (k, k) covariance of θ
+                        ) -> tuple[torch.Tensor, torch.Tensor]: # (N, C) mean and (N, C, C) covariance of the logits
+    "Exact mean and covariance of the steered logits W M(θ) f(x) + b over a θ distribution (linear kind only)."
+    if steering.kind != 'linear':
+        raise ValueError(f"closed-form logit moments need the linear kind (M(θ) affine in θ); got kind {steering.kind!r}")
+    dt = embeddings.dtype
+    jac = torch.einsum('cd,kde,ne->nck', head.weight.to(dt), steering.generators.to(dt), embeddings)  # (N, C, k)
+    mean = head(embeddings) + jac @ theta_mean.to(dt)
+    return mean, jac @ theta_cov.to(dt) @ jac.transpose(1, 2)
+
+def closed_form_scores(mean: torch.Tensor, cov: torch.Tensor # linear_logit_moments' output
+                      ) -> dict[str, np.ndarray]:
+    "The K = ∞ steered scores that the logits' moments determine: logit variance and the energy of the mean logits."
+    return {k: v.detach().cpu().double().numpy() for k, v in
+            dict(steered_inf_logit_var=-cov.diagonal(dim1=1, dim2=2).mean(-1),
+                 steered_inf_mean_energy=mean.logsumexp(-1)).items()}
+
+# %% ../nbs/06_evaluate.ipynb #a521ed35
+@with_model_augmentation
+@torch.no_grad()
+def fit_theta_reader(model: SteerableModel, images: torch.Tensor, # (N, C, H, W) training images, taken as θ = 0
+                     n_views: int = 4, # random θ per image
+                     scale: float = 1.0, # θ drawn from [-scale, scale]^k
+                     alpha: float = 1.0, # ridge strength
+                     seed: int = 0,
+                     aug: AugmentationFamily | str | None = None, # the augmentation family (None: the model's own)
+                    ):
+    "A ridge regression from f(g_θ x) to θ: reads the augmentation an image seems to carry (`.predict((N, d))`)."
+    from sklearn.linear_model import Ridge
+    model.check_images(images)
+    theta = aug.sample(len(images) * n_views, torch.Generator().manual_seed(seed), scale=scale)
+    z = embed(model, aug(images.repeat(n_views, 1, 1, 1), theta))
+    return Ridge(alpha=alpha).fit(z.double().cpu().numpy(), theta.double().numpy())
+
+def inverse_steering(steering: SteeringMap, params: torch.Tensor # (B, k)
+                    ) -> torch.Tensor: # (B, d, d)
+    "M(θ)⁻¹ per row: M(−θ) for the exponential kind and M = I (exact), a linear solve for the others."
+    if steering.kind in ('exp', 'none'): return steering.matrices(-params)
+    return torch.linalg.inv(steering.matrices(params))
+
+@with_model_augmentation
+@torch.no_grad()
+def canonical_logits(model: SteerableModel, images: torch.Tensor, # (N, C, H, W)
+                     reader=None, # θ̂ = reader.predict(f(x)) (e.g. fit_theta_reader), clipped to [-1, 1]
+                     grid: torch.Tensor | None = None, # (K, k): θ̂ = the grid θ whose un-steered view is most certain
+                     head: nn.Linear | None = None, # the classifier (default: the model's)
+                     aug: AugmentationFamily | str | None = None, # the augmentation family (None: the model's own)
+                    ) -> tuple[torch.Tensor, torch.Tensor]: # (N, C) logits of W M(θ̂)⁻¹ f(x) + b, (N, k) θ̂
+    "Test-time canonicalisation in embedding space: classify M(θ̂)⁻¹ f(x), with θ̂ read from f(x) or chosen on a grid."
+    if (reader is None) == (grid is None): raise ValueError("pass exactly one of reader=... and grid=...")
+    head = head if head is not None else classifier_head(model)
+    z = embed(model, images)
+    if reader is not None:
+        theta = torch.as_tensor(reader.predict(z.double().cpu().numpy())).to(z).clamp(-1, 1)
+        return head((inverse_steering(model.steering, theta) @ z[..., None])[..., 0]), theta
+    grid = aug.validate(grid).to(z)
+    logits = head(torch.einsum('kde,ne->nkd', inverse_steering(model.steering, grid), z))  # (N, K, C)
+    best = _entropy(logits.softmax(-1)).argmin(1)
+    return logits[torch.arange(len(z)), best], grid[best]
 
 # %% ../nbs/06_evaluate.ipynb #de3aef5d
 def aggregate(runs: list):

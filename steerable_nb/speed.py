@@ -4,6 +4,8 @@
 
 # %% ../nbs/10_speed.ipynb #dc5c4745
 from __future__ import annotations
+import math
+import time
 import torch
 from .augment import get_augmentation
 from .steering import SteeringMap
@@ -42,17 +44,24 @@ def median_seconds(fn, # called with no arguments
     return measure(fn, repeats, warmup).median
 
 def interleaved_medians(calls: dict, # name -> a function of no arguments
-                        repeats: int = 15, # timed calls of each
-                        warmup: int = 3 # untimed calls of each before the first timed one
+                        repeats: int = 15, # timed measurements of each
+                        warmup: int = 3, # untimed calls of each before the first timed one
+                        min_block: float = 0. # seconds: each measurement repeats a call until it lasts about this long
                        ) -> dict[str, float]: # name -> median seconds per call
-    "Median time per call of each function, timed in turn (one call of each, repeated) so machine noise hits all alike."
+    "Median time per call of each function, timed in turn (one measurement of each, repeated) so noise hits all alike."
     if repeats < 1: raise ValueError(f"repeats must be at least 1; got {repeats}")
+    if warmup < 1 and min_block > 0: raise ValueError(f"min_block needs a warm-up call to size the blocks; got warmup={warmup}")
+    last = {}
     for _ in range(warmup):
-        for fn in calls.values(): fn()
+        for name, fn in calls.items():
+            start = time.perf_counter()
+            fn()
+            last[name] = time.perf_counter() - start
+    number = {name: max(1, math.ceil(min_block / max(last.get(name, 1.), 1e-9))) for name in calls}
     timers = {name: _timer(fn, name) for name, fn in calls.items()}
     times = {name: [] for name in calls}
     for _ in range(repeats):
-        for name, timer in timers.items(): times[name].append(timer.timeit(1))
+        for name, timer in timers.items(): times[name].append(timer.timeit(number[name]))
     return {name: _benchmark().Measurement.merge(m)[0].median for name, m in times.items()}
 
 # %% ../nbs/10_speed.ipynb #94a7f00d
@@ -111,8 +120,9 @@ def steering_map_times(dims: tuple[int, ...] = (64, 128, 512), # embedding sizes
                        kinds: tuple[str, ...] = ('linear', 'exp', 'mlp'), # steering kinds, timed side by side
                        batch: int = 64, # embeddings (and θ) per call
                        param_dim: int = 8, # k, the number of augmentation parameters
-                       repeats: int = 15, # timed calls per kind and d
-                       warmup: int = 2 # untimed calls per kind and d
+                       repeats: int = 15, # timed measurements per kind and d
+                       warmup: int = 2, # untimed calls per kind and d
+                       min_block: float = 0.05 # seconds per measurement (many calls of a fast map)
                       ) -> dict[int, dict[str, dict]]: # d -> kind -> seconds (forward + backward), ratio_to_linear
     "Median time of forward + backward of `SteeringMap(d, k, kind)` on random embeddings and θ, kinds interleaved."
     out = {}
@@ -122,7 +132,7 @@ def steering_map_times(dims: tuple[int, ...] = (64, 128, 512), # embedding sizes
         theta = torch.rand(batch, param_dim, generator=g) * 2 - 1
         maps = {kind: SteeringMap(d, param_dim, kind) for kind in kinds}
         med = interleaved_medians({kind: (lambda m: lambda: m(z, theta).square().sum().backward())(m)
-                                   for kind, m in maps.items()}, repeats, warmup)
+                                   for kind, m in maps.items()}, repeats, warmup, min_block)
         base = med.get('linear')
         out[d] = {kind: dict(seconds=s, ratio_to_linear=s / base if base else float('nan')) for kind, s in med.items()}
     return out

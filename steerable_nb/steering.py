@@ -224,7 +224,7 @@ def _taylor_thetas(tol: float, m_max: int = 55) -> tuple[float, ...]:
 def taylor_theta(m: int, # degree of the Taylor polynomial T_m, 1 ≤ m ≤ 55
                  tol: float # allowed backward error, relative to ‖X‖
                 ) -> float:
-    "The largest ‖X‖ for which T_m(X) = exp(X + ΔX) with ‖ΔX‖ ≤ tol ‖X‖ (Al-Mohy & Higham 2011, eq. 3.9)."
+    "The largest ‖X‖ for which T_m(X) = exp(X + ΔX) with ‖ΔX‖ ≤ tol ‖X‖ (Al-Mohy & Higham 2011, section 3)."
     if not 1 <= m <= 55: raise ValueError(f"m must lie in 1..55; got {m}")
     return _taylor_thetas(tol)[m - 1]
 

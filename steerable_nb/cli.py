@@ -122,7 +122,7 @@ def train_main(argv: list[str] | None = None): # the arguments (None: the comman
 
 # %% ../nbs/08_cli.ipynb #af117f1c
 @call_parse
-def speed_main(which: str = 'all'): # which benchmark: all, augment or train
+def speed_main(which: str = 'all'): # which benchmark: all, augment, train, steering, encoders or memory
     "Print the speed benchmarks' figures (medians of repeated runs on this machine)."
     from steerable_nb.speed import run_benchmarks
     run_benchmarks(which)

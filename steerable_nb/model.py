@@ -160,8 +160,8 @@ class SteerableModel(nn.Module):
         "Embeddings of both views, the steered base embeddings, the negatives' steered embeddings and the head outputs."
         z, z_aug = self.encoder(torch.cat([base, augmented])).chunk(2)
         out = dict(z=z, z_aug=z_aug, steered=self.steering(z, params))
-        if other_params is not None and len(other_params):  # m matrices, applied to the whole batch
-            out['others'] = torch.einsum('mij,bj->bmi', self.steering.matrices(other_params), z)
+        if other_params is not None and len(other_params):  # m maps, each applied to the whole batch
+            out['others'] = self.steering.steer_all(z, other_params)
         out['head'], out['head_aug'], out['head_steered'] = self.head(z), self.head(z_aug), self.head(out['steered'])
         if self.theta_head is not None: out['theta_pred'] = self.theta_head(torch.cat([z, z_aug], -1))  # (B, k)
         return out

@@ -4,28 +4,37 @@
 
 # %% ../nbs/10_speed.ipynb #dc5c4745
 from __future__ import annotations
+import math
+import time
 import torch
-from torch.utils import benchmark
 from .augment import get_augmentation
+from .steering import SteeringMap
 
 # %% auto #0
-__all__ = ['measure', 'median_seconds', 'augmentation_throughput', 'training_throughput', 'run_benchmarks']
+__all__ = ['ENCODER_SCALES', 'BENCHMARKS', 'measure', 'median_seconds', 'interleaved_medians', 'augmentation_throughput',
+           'training_throughput', 'steering_map_times', 'encoder_step_ratios', 'steering_saved_bytes',
+           'steering_memory', 'run_benchmarks']
 
 # %% ../nbs/10_speed.ipynb #3c0f7f55
-def _timer(fn, label: str = '') -> benchmark.Timer:
+def _benchmark():
+    "torch.utils.benchmark, imported when something is timed (importing it prints a CUDA warning on CPU-only machines)."
+    from torch.utils import benchmark
+    return benchmark
+
+def _timer(fn, label: str = ''):
     "A torch `Timer` of `fn()` that keeps the caller's number of threads (Timer's default is one)."
-    return benchmark.Timer('fn()', globals={'fn': fn}, label=label, num_threads=torch.get_num_threads())
+    return _benchmark().Timer('fn()', globals={'fn': fn}, label=label, num_threads=torch.get_num_threads())
 
 def measure(fn, # called with no arguments
             repeats: int = 20, # timed calls
             warmup: int = 3, # untimed calls before the first timed one
             label: str = '' # shown when the measurement is printed
-           ) -> benchmark.Measurement: # `.median`, `.iqr` and `.times`, in seconds per call
+           ): # a torch `Measurement`: `.median`, `.iqr` and `.times`, in seconds per call
     "Time `repeats` single calls of `fn()` with torch's `Timer`, in the caller's number of threads."
     if repeats < 1: raise ValueError(f"repeats must be at least 1; got {repeats}")
     for _ in range(warmup): fn()
     timer = _timer(fn, label)
-    return benchmark.Measurement.merge([timer.timeit(1) for _ in range(repeats)])[0]
+    return _benchmark().Measurement.merge([timer.timeit(1) for _ in range(repeats)])[0]
 
 def median_seconds(fn, # called with no arguments
                    repeats: int = 20, # timed calls
@@ -33,6 +42,27 @@ def median_seconds(fn, # called with no arguments
                   ) -> float: # seconds
     "Median wall time of one call of `fn()`, over `repeats` timed calls."
     return measure(fn, repeats, warmup).median
+
+def interleaved_medians(calls: dict, # name -> a function of no arguments
+                        repeats: int = 15, # timed measurements of each
+                        warmup: int = 3, # untimed calls of each before the first timed one
+                        min_block: float = 0. # seconds: each measurement repeats a call until it lasts about this long
+                       ) -> dict[str, float]: # name -> median seconds per call
+    "Median time per call of each function, timed in turn (one measurement of each, repeated) so noise hits all alike."
+    if repeats < 1: raise ValueError(f"repeats must be at least 1; got {repeats}")
+    if warmup < 1 and min_block > 0: raise ValueError(f"min_block needs a warm-up call to size the blocks; got warmup={warmup}")
+    last = {}
+    for _ in range(warmup):
+        for name, fn in calls.items():
+            start = time.perf_counter()
+            fn()
+            last[name] = time.perf_counter() - start
+    number = {name: max(1, math.ceil(min_block / max(last.get(name, 1.), 1e-9))) for name in calls}
+    timers = {name: _timer(fn, name) for name, fn in calls.items()}
+    times = {name: [] for name in calls}
+    for _ in range(repeats):
+        for name, timer in timers.items(): times[name].append(timer.timeit(number[name]))
+    return {name: _benchmark().Measurement.merge(m)[0].median for name, m in times.items()}
 
 # %% ../nbs/10_speed.ipynb #94a7f00d
 def augmentation_throughput(name: str = 'color+crop', # augmentation family
@@ -80,34 +110,133 @@ def training_throughput(kinds: tuple[str, ...] = ('none', 'linear', 'exp', 'mlp'
     images = torch.rand(n, channels, image_size, image_size, generator=g)
     labels = torch.randint(0, 10, (n,), generator=g)
     steps = {kind: _training_steps(kind, images, labels, batch_size, config) for kind in kinds}
-    for _ in range(warmup):
-        for step in steps.values(): step()
-    timers = {kind: _timer(step, kind) for kind, step in steps.items()}
-    times = {kind: [] for kind in kinds}
-    for _ in range(repeats):  # interleaved, so machine noise hits every kind alike
-        for kind, timer in timers.items(): times[kind].append(timer.timeit(1))
-    med = {kind: benchmark.Measurement.merge(m)[0].median for kind, m in times.items()}
+    med = interleaved_medians(steps, repeats, warmup)
     base = med.get('none')
     return {k: dict(seconds_per_step=m, pairs_per_s=batch_size / m, images_per_s=2 * batch_size / m,
                     ratio_to_invariant=(m / base) if base else float('nan')) for k, m in med.items()}
 
+# %% ../nbs/10_speed.ipynb #5a68c043
+def steering_map_times(dims: tuple[int, ...] = (64, 128, 512), # embedding sizes d
+                       kinds: tuple[str, ...] = ('linear', 'exp', 'mlp'), # steering kinds, timed side by side
+                       batch: int = 64, # embeddings (and θ) per call
+                       param_dim: int = 8, # k, the number of augmentation parameters
+                       repeats: int = 15, # timed measurements per kind and d
+                       warmup: int = 2, # untimed calls per kind and d
+                       min_block: float = 0.05 # seconds per measurement (many calls of a fast map)
+                      ) -> dict[int, dict[str, dict]]: # d -> kind -> seconds (forward + backward), ratio_to_linear
+    "Median time of forward + backward of `SteeringMap(d, k, kind)` on random embeddings and θ, kinds interleaved."
+    out = {}
+    for d in dims:
+        g = torch.Generator().manual_seed(0)
+        z = torch.randn(batch, d, generator=g).requires_grad_()
+        theta = torch.rand(batch, param_dim, generator=g) * 2 - 1
+        maps = {kind: SteeringMap(d, param_dim, kind) for kind in kinds}
+        med = interleaved_medians({kind: (lambda m: lambda: m(z, theta).square().sum().backward())(m)
+                                   for kind, m in maps.items()}, repeats, warmup, min_block)
+        base = med.get('linear')
+        out[d] = {kind: dict(seconds=s, ratio_to_linear=s / base if base else float('nan')) for kind, s in med.items()}
+    return out
+
+ENCODER_SCALES = {'cnn-small': dict(encoder='cnn-small', embed_dim=128, batch_size=64),
+                  'resnet18': dict(encoder='resnet18', embed_dim=512, batch_size=16)}
+
+def encoder_step_ratios(encoders: tuple[str, ...] = ('cnn-small', 'resnet18'), # keys of ENCODER_SCALES
+                        kinds: tuple[str, ...] = ('none', 'linear', 'exp', 'mlp'), # 'none' is the baseline
+                        repeats: int = 5, # timed steps per kind
+                        warmup: int = 1, # untimed steps per kind
+                        image_size: int = 32 # 32 px colour images
+                       ) -> dict[str, dict[str, dict]]: # encoder -> kind -> training_throughput's figures
+    "Training step time per kind and its ratio to the invariant model, for each encoder at its embedding size."
+    unknown = [e for e in encoders if e not in ENCODER_SCALES]
+    if unknown: raise ValueError(f"unknown encoder scale {unknown[0]!r}; known: {', '.join(ENCODER_SCALES)}")
+    return {e: training_throughput(kinds, image_size=image_size, channels=3, repeats=repeats, warmup=warmup,
+                                   **ENCODER_SCALES[e]) for e in encoders}
+
+# %% ../nbs/10_speed.ipynb #77a4a39b
+def steering_saved_bytes(kind: str, # steering kind
+                         dim: int, # embedding size d
+                         batch: int, # embeddings B
+                         param_dim: int = 8, # k
+                         negatives: int = 4, # m shared θ (InfoNCE's negatives)
+                         path: str = 'vector' # 'vector' (forward, steer_all) or 'matrix' (matrices(θ), then a product)
+                        ) -> int: # bytes saved for the backward pass
+    "Bytes autograd keeps for a training step's steering: M(θ_b) z_b per sample and M(θ_j) z_b for m shared θ_j."
+    if path not in ('vector', 'matrix'): raise ValueError(f"path must be 'vector' or 'matrix'; got {path!r}")
+    torch.manual_seed(0)
+    m = SteeringMap(dim, param_dim, kind)
+    z = torch.randn(batch, dim).requires_grad_()
+    theta, shared = torch.rand(batch, param_dim) * 2 - 1, torch.rand(negatives, param_dim) * 2 - 1
+    skip = {t.untyped_storage().data_ptr() for t in (z, *m.parameters())}
+    saved = {}
+    def pack(t):
+        storage = t.untyped_storage()
+        if storage.data_ptr() not in skip: saved[storage.data_ptr()] = storage.nbytes()
+        return t
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        if path == 'vector': outputs = m(z, theta), m.steer_all(z, shared)  # kept alive, so no storage is reused
+        else: outputs = (m.matrices(theta) @ z[..., None]), torch.einsum('mij,bj->bmi', m.matrices(shared), z)
+    return sum(saved.values())
+
+def steering_memory(kinds: tuple[str, ...] = ('linear', 'exp', 'mlp'), # steering kinds
+                    dims: tuple[int, ...] = (64, 128, 512), # embedding sizes d
+                    batches: tuple[int, int] = (32, 64), # two batch sizes: the slope is the memory per sample
+                    param_dim: int = 8, # k
+                    path: str = 'vector' # see `steering_saved_bytes`
+                   ) -> dict[int, dict[str, dict]]: # d -> kind -> bytes_per_sample, per_dk (in d·k floats), per_dd
+    "Saved bytes per sample of each kind's steering in a training step, and the same in units of d·k and d² floats."
+    b0, b1 = batches
+    out = {}
+    for d in dims:
+        out[d] = {}
+        for kind in kinds:
+            per = (steering_saved_bytes(kind, d, b1, param_dim, path=path)
+                   - steering_saved_bytes(kind, d, b0, param_dim, path=path)) / (b1 - b0)
+            out[d][kind] = dict(bytes_per_sample=per, per_dk=per / (4 * d * param_dim), per_dd=per / (4 * d * d))
+    return out
+
 # %% ../nbs/10_speed.ipynb #10080b0f
-def run_benchmarks(which: str = 'all' # 'all', 'augment' or 'train'
+def _train_figures() -> dict[str, float]:
+    out = {}
+    for kind, r in training_throughput().items():
+        out[f'train_{kind}_pairs_per_s (cnn-small, 28x28x1, batch 128)'] = r['pairs_per_s']
+        out[f'train_{kind}_images_encoded_per_s'] = r['images_per_s']
+        if kind != 'none': out[f'train_{kind}_step_time_ratio_to_invariant'] = r['ratio_to_invariant']
+    return out
+
+def _steering_figures() -> dict[str, float]:
+    out = {}
+    for d, row in steering_map_times().items():
+        for kind, r in row.items():
+            out[f'steering_{kind}_d{d}_ms (forward+backward, batch 64, k 8)'] = 1e3 * r['seconds']
+            if kind != 'linear': out[f'steering_{kind}_d{d}_ratio_to_linear'] = r['ratio_to_linear']
+    return out
+
+def _encoder_figures() -> dict[str, float]:
+    out = {}
+    for enc, rows in encoder_step_ratios().items():
+        setting = ENCODER_SCALES[enc]
+        for kind, r in rows.items():
+            out[f"step_{enc}_d{setting['embed_dim']}_{kind}_ms (32x32x3, batch {setting['batch_size']})"] = \
+                1e3 * r['seconds_per_step']
+            if kind != 'none': out[f"step_{enc}_d{setting['embed_dim']}_{kind}_ratio_to_invariant"] = r['ratio_to_invariant']
+    return out
+
+def _memory_figures() -> dict[str, float]:
+    vector, matrix = steering_memory(), steering_memory(path='matrix')
+    return {f'memory_{kind}_d{d}_{path}_bytes_per_sample': table[d][kind]['bytes_per_sample']
+            for path, table in (('vector', vector), ('matrix', matrix)) for d in table for kind in table[d]}
+
+BENCHMARKS = {'augment': lambda: {'augment_color+crop_img_per_s (256x3x32x32, cpu)': augmentation_throughput()},
+              'train': _train_figures, 'steering': _steering_figures, 'encoders': _encoder_figures,
+              'memory': _memory_figures}
+
+def run_benchmarks(which: str = 'all' # 'all' or one of BENCHMARKS: augment, train, steering, encoders, memory
                   ) -> dict[str, float]: # figure name -> value
     "Run the named benchmark (or all) and print its figures."
-    def train_figures():
-        out = {}
-        for kind, r in training_throughput().items():
-            out[f'train_{kind}_pairs_per_s (cnn-small, 28x28x1, batch 128)'] = r['pairs_per_s']
-            out[f'train_{kind}_images_encoded_per_s'] = r['images_per_s']
-            if kind != 'none': out[f'train_{kind}_step_time_ratio_to_invariant'] = r['ratio_to_invariant']
-        return out
-    benches = {'augment': lambda: {'augment_color+crop_img_per_s (256x3x32x32, cpu)': augmentation_throughput()},
-               'train': train_figures}
-    if which != 'all' and which not in benches:
-        raise ValueError(f"unknown benchmark {which!r}; known: all, {', '.join(benches)}")
+    if which != 'all' and which not in BENCHMARKS:
+        raise ValueError(f"unknown benchmark {which!r}; known: all, {', '.join(BENCHMARKS)}")
     results = {}
-    for name, fn in benches.items():
+    for name, fn in BENCHMARKS.items():
         if which in ('all', name):
             for k, v in fn().items():
                 results[k] = v

@@ -4,16 +4,19 @@
 
 # %% ../nbs/03_steering.ipynb #275b5804
 from __future__ import annotations
+import functools
 import math
 from collections.abc import Sequence
+import numpy as np
 import torch
 from torch import nn
 import torch.nn.functional as F
 
 # %% auto #0
 __all__ = ['STEERING_REGISTRY', 'STEERING_KINDS', 'RegisteredNames', 'Registry', 'SteeringMap', 'register_steering',
-           'LinearSteering', 'ExpSteering', 'MLPSteering', 'IdentitySteering', 'kind_label', 'kind_colour',
-           'FixedSteering', 'steering_errors', 'retrieval_ranks', 'retrieval_scores']
+           'LinearSteering', 'taylor_theta', 'taylor_steps', 'expm_action', 'ExpSteering', 'MLPSteering',
+           'IdentitySteering', 'kind_label', 'kind_colour', 'FixedSteering', 'steering_errors', 'retrieval_ranks',
+           'retrieval_scores']
 
 # %% ../nbs/03_steering.ipynb #79746c4d
 class RegisteredNames(Sequence):
@@ -140,6 +143,21 @@ class SteeringMap(_BuiltByKind, nn.Module):
         self._check(params, embeddings)
         return self.steer(embeddings, params.to(embeddings.dtype))
 
+    def steer_all(self, embeddings: torch.Tensor, # (B, d), e.g. f(x)
+                  params: torch.Tensor # (m, k) in [-1, 1]: θ shared by the whole batch
+                 ) -> torch.Tensor: # (B, m, d): M(θ_j) f(x_b) for every embedding b and every θ_j
+        "Steer every embedding by every θ of a shared set (InfoNCE's negatives): one map per θ, reused by the batch."
+        self._check(params)
+        if embeddings.ndim != 2 or embeddings.shape[1] != self.dim:
+            raise ValueError(f"embeddings must have shape (B, {self.dim}); got {tuple(embeddings.shape)}")
+        return self.steer_shared(embeddings, params.to(embeddings.dtype))
+
+    def steer_shared(self, embeddings: torch.Tensor, # (B, d), already checked
+                     params: torch.Tensor # (m, k), in the embeddings' dtype
+                    ) -> torch.Tensor: # (B, m, d)
+        "M(θ_j) f(x_b) for a θ set shared by the batch: the m matrices, each applied to the whole batch."
+        return torch.einsum('mij,bj->bmi', self.compute_matrices(params), embeddings)
+
 # %% ../nbs/03_steering.ipynb #760129af
 STEERING_REGISTRY = Registry('steering kind', base=SteeringMap)
 STEERING_KINDS = STEERING_REGISTRY.names  # 'linear', 'exp', 'mlp', 'none', and any kind registered later
@@ -163,45 +181,120 @@ class LinearSteering(SteeringMap):
         "Σ_k θ_k A_k, the first-order part of every learned kind."
         return torch.einsum('bk,kij->bij', params, self.generators.to(params.dtype))
 
+    def generator_action(self, params: torch.Tensor # (B, k)
+                        ): # a function v (B, d) ↦ (Σ_k θ_k A_k) v (B, d)
+        "v ↦ (Σ_k θ_k A_k) v per sample: one dense product of the batch with all k generators, never a d x d per sample."
+        B, d, k = len(params), self.dim, self.param_dim
+        w = self.generators.to(params.dtype).permute(2, 0, 1).reshape(d, k * d)  # w[j, (k, i)] = A_k[i, j], laid out once
+        return lambda v: torch.bmm(params[:, None], (v @ w).view(B, k, d))[:, 0]  # Σ_k θ_k (A_k v): (B, d)
+
     def apply_generator(self, v: torch.Tensor, # (B, d)
                         params: torch.Tensor # (B, k)
                        ) -> torch.Tensor: # (B, d)
-        "(Σ_k θ_k A_k) v per sample, as one dense product with all generators (no per-sample matrices)."
-        B, d, k = len(v), self.dim, self.param_dim
-        w = self.generators.to(v.dtype).permute(2, 0, 1).reshape(d, k * d)  # w[j, (k, i)] = A_k[i, j]
-        return torch.einsum('bk,bki->bi', params, (v @ w).view(B, k, d))
+        "(Σ_k θ_k A_k) v per sample (see `generator_action`)."
+        return self.generator_action(params)(v)
 
     def compute_matrices(self, params): return self.identity(params) + self.generator(params)
     def steer(self, embeddings, params): return embeddings + self.apply_generator(embeddings, params)
 
 # %% ../nbs/03_steering.ipynb #4eb1d04b
-def _expm_action(apply_g, # v ↦ G v for a batch of vectors (B, d) → (B, d)
-                 z: torch.Tensor, # (B, d)
-                 norm: torch.Tensor, # (B,) an upper bound on ‖G‖ per sample
-                 tol: float | None = None, max_terms: int = 40) -> torch.Tensor: # (B, d) = exp(G) z
-    "exp(G) z by a Taylor series of products G v, with G split into s steps of norm ≤ 1/2 (exp(G) = exp(G/s)^s)."
-    s, tol = max(1, math.ceil(2 * norm.max().item())), tol or torch.finfo(z.dtype).eps
+@functools.cache
+def _taylor_thetas(tol: float, m_max: int = 55) -> tuple[float, ...]:
+    "θ_m for m = 1 .. m_max (see `taylor_theta`), computed once per tolerance."
+    thetas = []
+    for m in range(1, m_max + 1):
+        N = 4 * m + 60  # terms of the error series kept
+        a = np.zeros(N + 1)  # e^{-x} T_m(x) = 1 + Σ_{n > m} a_n x^n, a_n = (-1)^(n+m) C(n-1, m) / n!
+        a[0] = 1
+        a[m + 1:] = [(-1) ** (n + m) * math.comb(n - 1, m) / math.factorial(n) for n in range(m + 1, N + 1)]
+        c = np.zeros(N + 1)  # log(e^{-x} T_m(x)) = Σ c_n x^n, from p L' = p'
+        for n in range(1, N + 1):
+            c[n] = a[n] - np.dot(np.arange(1, n) * c[1:n], a[n - 1:0:-1]) / n
+        nz = np.flatnonzero(c[1:])
+        log_c, powers = np.log(np.abs(c[1:][nz])), nz.astype(float)  # h(x)/x = Σ |c_n| x^(n-1)
+        lo, hi = math.log(1e-30), math.log(100.)
+        for _ in range(100):  # bisection on log x for h(x)/x = tol
+            mid = (lo + hi) / 2
+            big = log_c + powers * mid
+            top = big.max()
+            lo, hi = (mid, hi) if top + math.log(np.exp(big - top).sum()) <= math.log(tol) else (lo, mid)
+        thetas.append(math.exp(lo))
+    return tuple(thetas)
+
+def taylor_theta(m: int, # degree of the Taylor polynomial T_m, 1 ≤ m ≤ 55
+                 tol: float # allowed backward error, relative to ‖X‖
+                ) -> float:
+    "The largest ‖X‖ for which T_m(X) = exp(X + ΔX) with ‖ΔX‖ ≤ tol ‖X‖ (Al-Mohy & Higham 2011, section 3)."
+    if not 1 <= m <= 55: raise ValueError(f"m must lie in 1..55; got {m}")
+    return _taylor_thetas(tol)[m - 1]
+
+def taylor_steps(norm: float, # an upper bound on ‖G‖₁
+                 tol: float # allowed backward error, relative to ‖G‖
+                ) -> tuple[int, int]: # m, s: exp(G) z = T_m(G/s)^s z
+    "The degree m ≤ 55 and steps s with the fewest products m·s for which ‖G‖/s ≤ θ_m."
+    if not math.isfinite(norm) or norm < 0: raise ValueError(f"norm must be finite and ≥ 0; got {norm}")
+    if norm == 0: return 0, 1
+    cost, m = min((m * math.ceil(norm / t), m) for m, t in enumerate(_taylor_thetas(tol), 1))
+    return m, cost // m
+
+def expm_action(apply_g, # v ↦ G v on a batch of vectors, (..., d) → (..., d)
+                z: torch.Tensor, # (..., d) the vectors
+                norm: float, # an upper bound on ‖G − μI‖₁ (the batch's largest)
+                shift: torch.Tensor | float = 0., # μ, broadcastable to (..., 1): exp(G) = e^μ exp(G − μI)
+                tol: float | None = None # backward error relative to ‖G‖ (None: the unit roundoff of z's dtype)
+               ) -> torch.Tensor: # (..., d) exp(G) z
+    "exp(G) z by a truncated Taylor series of products G v, in s steps of degree m (Al-Mohy & Higham's expm_multiply)."
+    tol = tol or torch.finfo(z.dtype).eps / 2
+    m, s = taylor_steps(norm, tol)
+    eta = torch.exp(shift / s) if torch.is_tensor(shift) else math.exp(shift / s)
+    size = lambda v: v.detach().abs().amax(-1)  # ∞-norm of each vector
     for _ in range(s):
-        term, out = z, z
-        for n in range(1, max_terms + 1):
-            term = apply_g(term) / (n * s)
-            out = out + term
-            if term.detach().abs().max() <= tol * out.detach().abs().max().clamp_min(1e-30):
-                break
-        z = out
+        f = term = z
+        before = size(z)
+        for j in range(1, m + 1):
+            term = (apply_g(term) - shift * term) / (s * j)
+            f = f + term
+            now = size(term)
+            if bool((before + now <= tol * size(f)).all()): break  # two negligible terms in a row: converged
+            before = now
+        z = eta * f
     return z
 
+# %% ../nbs/03_steering.ipynb #b4abd154
 @register_steering('exp')
 class ExpSteering(LinearSteering):
     "M(θ) = exp(Σ_k θ_k A_k): invertible, M(θ)⁻¹ = M(−θ), and steps along one direction compose."
     colour = '#1f77b4'
+    tol: float | None = None  # backward error of the series, relative to ‖G‖ (None: the unit roundoff of the dtype)
+    max_products: int = 1000  # series longer than this per vector are left to matrix_exp's scaling and squaring
+
     def compute_matrices(self, params): return torch.linalg.matrix_exp(self.generator(params))
 
+    def _series_length(self, norm: float, dtype) -> float:  # products per vector the series would take
+        if not math.isfinite(norm): return math.inf
+        m, s = taylor_steps(norm, self.tol or torch.finfo(dtype).eps / 2)
+        return m * s
+
     def steer(self, embeddings, params):
-        norm = params.abs().float() @ torch.linalg.matrix_norm(self.generators.detach().float(), ord=1)
-        if not torch.isfinite(norm).all() or norm.max() > 1e3:  # leave extreme maps to matrix_exp's squaring
-            return (self.compute_matrices(params) @ embeddings.unsqueeze(-1)).squeeze(-1)
-        return _expm_action(lambda v: self.apply_generator(v, params), embeddings, norm)
+        A = self.generators.to(params.dtype)
+        mu = A.diagonal(dim1=1, dim2=2).mean(-1)  # tr(A_k) / d: (k,)
+        with torch.no_grad():  # ‖G − μI‖₁ = max_j Σ_i |Σ_k θ_k (A_k − μ_k I)_ij| ≤ max_j Σ_k |θ_k| Σ_i |(A_k − μ_k I)_ij|
+            centred = A - mu[:, None, None] * torch.eye(self.dim, dtype=A.dtype, device=A.device)
+            norm = (params.abs() @ centred.abs().sum(1)).max().item()  # the batch's largest bound
+        if self._series_length(norm, params.dtype) > self.max_products:
+            return super(LinearSteering, self).steer(embeddings, params)  # through the matrices
+        return expm_action(self.generator_action(params), embeddings, norm, (params @ mu)[:, None], self.tol)
+
+    def steer_shared(self, embeddings, params):
+        G = self.generator(params)  # (m, d, d): one per shared θ, however large the batch
+        mu = G.diagonal(dim1=1, dim2=2).mean(-1)[:, None, None]  # (m, 1, 1)
+        with torch.no_grad():
+            eye = torch.eye(self.dim, dtype=G.dtype, device=G.device)
+            norm = torch.linalg.matrix_norm(G - mu * eye, ord=1).max().item()
+        if self._series_length(norm, params.dtype) > self.max_products:
+            return super().steer_shared(embeddings, params)
+        steered = expm_action(lambda v: v @ G.transpose(1, 2), embeddings.expand(len(G), -1, -1), norm, mu, self.tol)
+        return steered.transpose(0, 1)  # (B, m, d)
 
 # %% ../nbs/03_steering.ipynb #b72e632d
 @register_steering('mlp')

@@ -532,16 +532,21 @@ def tta_timing(model: SteerableModel, images: torch.Tensor, # (N, C, H, W): one 
 # %% ../nbs/06_evaluate.ipynb #ecef575d
 def _entropy(p: torch.Tensor) -> torch.Tensor: return -(p * p.clamp_min(1e-30).log()).sum(-1)
 
+def _spread(x: torch.Tensor, scale: torch.Tensor | float) -> torch.Tensor:
+    "A spread (≥ 0) with float rounding removed: values below 1e-5 of `scale` are 0, so identical views tie exactly."
+    return torch.where(x.abs() <= 1e-5 * scale, torch.zeros_like(x), x)
+
 def _tta_scores(logits: torch.Tensor, prefix: str) -> dict[str, torch.Tensor]:
     "Scores of the K views' logits (N, K, C): of their mean prediction and of their spread; higher = in-distribution."
     probs = logits.softmax(-1)  # (N, K, C)
     mean = probs.mean(1)
+    scale = logits.detach().abs().amax(dim=(1, 2)) ** 2  # a logit variance is small against this only by rounding
     return {f'{prefix}_confidence': mean.max(-1).values,
             f'{prefix}_entropy': -_entropy(mean),
             f'{prefix}_mean_energy': logits.mean(1).logsumexp(-1),
-            f'{prefix}_agreement': -0.5 * (probs - mean[:, None]).abs().sum(-1).mean(1),
-            f'{prefix}_mutual_info': -(_entropy(mean) - _entropy(probs).mean(1)).clamp_min(0),
-            f'{prefix}_logit_var': -logits.var(1, unbiased=False).mean(-1)}
+            f'{prefix}_agreement': -_spread(0.5 * (probs - mean[:, None]).abs().sum(-1).mean(1), 1.0),
+            f'{prefix}_mutual_info': -_spread((_entropy(mean) - _entropy(probs).mean(1)).clamp_min(0), 1.0),
+            f'{prefix}_logit_var': -_spread(logits.var(1, unbiased=False).mean(-1), scale)}
 
 def ood_scores(logits: torch.Tensor, # (N, C) plain logits
                steered: torch.Tensor | None = None, # (N, K, C) steered TTA logits

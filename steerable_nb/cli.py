@@ -22,6 +22,7 @@ _USER_ERRORS = (ValueError, TypeError, OSError, RuntimeError, MemoryError, Arith
 def error_message(e: BaseException) -> str: # what follows 'prog: '
     "The line a user sees for `e`: 'error: ' and its message (with a hint for a full disk or memory), or 'internal error'."
     text = '\n'.join(str(e).strip().splitlines()[:5]) or type(e).__name__
+    if isinstance(e, OSError) and e.strerror: text = e.strerror + (f": {e.filename}" if e.filename else '')  # no [Errno n]
     if isinstance(e, OSError) and e.errno == errno.ENOSPC: text += ' (the disk is full: free some space or write elsewhere)'
     if isinstance(e, MemoryError) or 'out of memory' in text.lower() or "can't allocate memory" in text:
         return f"error: out of memory ({text}); try a smaller batch_size, embed_dim or image_size"

@@ -497,7 +497,7 @@ class _Run:
         "Raise a FloatingPointError (nothing saved) if the model is not sound, or if `problem` says what went wrong."
         problem = problem or model_problem(self.model, self.val_images[:8], self.aug)
         if problem is None: return
-        lower = f"{self.cfg.lr / 10:g}"
+        lower = f"{min(self.cfg.lr / 10, TrainConfig.lr):g}"  # a tenth, or the default if that is lower
         if self.saved:
             kept = (f"The last sound checkpoint, {self.checkpoint_path} (epoch {self.saved[0]}, step {self.saved[1]}), "
                     f"is kept: resume from it with a lower learning rate, e.g. train(dataclasses.replace(cfg, "

@@ -339,10 +339,13 @@ class FolderDataset(torch.utils.data.Dataset):
     def __len__(self): return len(self.samples)
     def __getitem__(self, i):
         from torchvision.datasets.folder import default_loader
+        from PIL import UnidentifiedImageError
         path, label = self.samples[i]
         try: image = default_loader(path)
         except (OSError, ValueError, SyntaxError) as e:  # PIL: empty, truncated or not an image at all
-            raise UnreadableImage(path, 'an empty file' if os.path.getsize(path) == 0 else str(e)) from None
+            reason = ('an empty file' if os.path.getsize(path) == 0 else 'not an image PIL can read'
+                      if isinstance(e, UnidentifiedImageError) else str(e))
+            raise UnreadableImage(path, reason) from None
         return self._tf(image).clamp_(0, 1), label
     def subset(self, indices) -> FolderDataset:
         "The items at `indices`, same attributes."

@@ -174,8 +174,8 @@ def save_checkpoint(path: str | Path, state: dict) -> Path:
     def write(f):
         try: torch.save({'format': CHECKPOINT_FORMAT, 'version': CHECKPOINT_VERSION, **state}, f)
         except RuntimeError as e:  # torch's zip writer reports a failed write (e.g. a full disk) as a RuntimeError
-            if 'write' not in str(e): raise
-            free = shutil.disk_usage(Path(f.name).parent).free
+            if 'inline_container' not in str(e) and 'PytorchStreamWriter' not in str(e): raise
+            free = shutil.disk_usage(Path(f.name).parent).free  # measured while the partial file still takes its space
             raise OSError(errno.ENOSPC if free < 1 << 20 else errno.EIO,
                           f"could not write {path}: {str(e).splitlines()[0]} ({free:,} bytes free on its disk)") from e
     return atomic_write(path, write)

@@ -394,7 +394,8 @@ def claim_out_dir(out_dir, # the run's folder (created when missing)
     _check_folder(out)
     out.mkdir(parents=True, exist_ok=True)
     with open(out / '.lock', 'a+') as lock:  # closing the file frees the lock
-        try: fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        try:
+            if fcntl: fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             lock.seek(0)
             holder = lock.read().strip() or 'another process'

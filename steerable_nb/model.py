@@ -176,8 +176,9 @@ def save_checkpoint(path: str | Path, state: dict) -> Path:
         except RuntimeError as e:  # torch's zip writer reports a failed write (e.g. a full disk) as a RuntimeError
             if 'inline_container' not in str(e) and 'PytorchStreamWriter' not in str(e): raise
             free = shutil.disk_usage(Path(f.name).parent).free  # measured while the partial file still takes its space
-            raise OSError(errno.ENOSPC if free < 1 << 20 else errno.EIO,
-                          f"could not write {path}: {str(e).splitlines()[0]} ({free:,} bytes free on its disk)") from e
+            full = free < 1 << 20
+            raise OSError(errno.ENOSPC if full else errno.EIO,  # atomic_write adds the file's name
+                          'No space left on device' if full else str(e).splitlines()[0]) from e
     return atomic_write(path, write)
 
 def _refusal(path: Path, e: Exception) -> ValueError:

@@ -4,25 +4,64 @@
 
 # %% ../nbs/08_cli.ipynb #d7315c5f
 from __future__ import annotations
-import argparse, dataclasses, sys, time
+import argparse, contextvars, dataclasses, errno, functools, inspect, os, sys, time
 from contextlib import contextmanager
 from pathlib import Path
-from fastcore.script import call_parse, store_true
+from fastcore.script import call_parse, store_true, Param
 from fastcore.docments import docments
-from .train import TrainConfig, train, init_distributed
+from .train import TrainConfig, ConfigError, train, init_distributed
 
 # %% auto #0
-__all__ = ['clear_errors', 'demo_main', 'bench_main', 'train_parser', 'train_main', 'speed_main', 'readme_main']
+__all__ = ['error_message', 'clear_errors', 'cli_errors', 'demo_main', 'bench_main', 'train_parser', 'train_main', 'speed_main',
+           'readme_main']
 
 # %% ../nbs/08_cli.ipynb #aa196885
+_DEBUG = contextvars.ContextVar('steerable_nb_debug', default=False)
+_USER_ERRORS = (ValueError, TypeError, OSError, RuntimeError, MemoryError, ArithmeticError, ImportError)
+
+def error_message(e: BaseException) -> str: # what follows 'prog: '
+    "The line a user sees for `e`: 'error: ' and its message (with a hint for a full disk or memory), or 'internal error'."
+    text = '\n'.join(str(e).strip().splitlines()[:5]) or type(e).__name__
+    if isinstance(e, OSError) and e.strerror: text = e.strerror + (f": {e.filename}" if e.filename else '')  # no [Errno n]
+    if isinstance(e, OSError) and e.errno == errno.ENOSPC: text += ' (the disk is full: free some space or write elsewhere)'
+    if isinstance(e, MemoryError) or 'out of memory' in text.lower() or "can't allocate memory" in text:
+        return f"error: out of memory ({text}); try a smaller batch_size, embed_dim or image_size"
+    if isinstance(e, _USER_ERRORS): return f"error: {text}"
+    return f"internal error: {type(e).__name__}: {text} (rerun with --debug for the traceback, and please report it)"
+
 @contextmanager
-def clear_errors(prog: str): # the console script's name, which starts the message
-    "Turn bad-input errors into a one-line message and exit status 1 instead of a traceback."
+def clear_errors(prog: str, # the console script's name, which starts the message
+                 debug: bool = False, # let errors through with their traceback (also: $STEERABLE_NB_DEBUG=1)
+                 interrupted: str = ''): # what to tell the user after Ctrl-C
+    "Turn any error into a one-line message and exit status 1 (Ctrl-C: status 130) instead of a traceback."
+    if debug or _DEBUG.get() or os.environ.get('STEERABLE_NB_DEBUG', '') not in ('', '0'):
+        yield
+        return
     try: yield
-    except (ValueError, TypeError, FileNotFoundError) as e: raise SystemExit(f"{prog}: error: {e}") from None
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted" + (f"; {interrupted}" if interrupted else ''), file=sys.stderr)
+        raise SystemExit(130) from None
+    except Exception as e: raise SystemExit(f"{prog}: {error_message(e)}") from None
+
+def cli_errors(prog: str): # the console script's name
+    "Decorator (under `call_parse`): run the script inside `clear_errors`, with a `--debug` flag that shows tracebacks."
+    def wrap(f):
+        @functools.wraps(f)
+        def script(*args, debug: bool = False, **kwargs):
+            token = _DEBUG.set(debug or _DEBUG.get())
+            try:
+                with clear_errors(prog): return f(*args, **kwargs)
+            finally: _DEBUG.reset(token)
+        sig = inspect.signature(f)
+        flag = inspect.Parameter('debug', inspect.Parameter.KEYWORD_ONLY, default=False,
+                                 annotation=Param('on an error, show the full traceback', store_true))
+        script.__signature__ = sig.replace(parameters=[*sig.parameters.values(), flag])
+        return script
+    return wrap
 
 # %% ../nbs/08_cli.ipynb #4a2c0a65
 @call_parse
+@cli_errors('steerable_demo')
 def demo_main(out: str = 'steerable_outputs/demo', # folder for report.html and results.json
               augmentation: str = 'color+crop', # augmentation family, e.g. color, crop, color+crop, rotation
               dataset: str = 'digits', # dataset (digits is embedded and needs no download)
@@ -43,6 +82,7 @@ def _names(s: str | None) -> tuple | None:
     return () if s.strip().lower() in ('', 'none') else tuple(x.strip() for x in s.split(',') if x.strip())
 
 @call_parse
+@cli_errors('steerable_bench')
 def bench_main(quick: store_true = False, # the toy-size preset (under two minutes): every arm, both objectives
                seeds: int = None, # number of seeds (0, 1, ..., seeds-1; default 5)
                epochs: int = None, # training epochs of every run
@@ -87,7 +127,7 @@ def _optional(typ):
     return lambda v: None if v.lower() == 'none' else typ(v)
 
 def train_parser() -> argparse.ArgumentParser:
-    "An argparse parser with one flag per TrainConfig field, plus --resume and --quiet."
+    "An argparse parser with one flag per TrainConfig field, plus --resume, --overwrite, --quiet and --debug."
     p = argparse.ArgumentParser(prog='steerable_train', description='Train a steerable (or invariant) encoder.',
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     helps = docments(TrainConfig)
@@ -99,20 +139,27 @@ def train_parser() -> argparse.ArgumentParser:
         else:
             typ = _TYPES[ann.split('|')[0]]
             p.add_argument(f'--{f.name}', type=_optional(typ) if 'None' in ann else typ, default=f.default, help=h)
-    p.add_argument('--resume', action='store_true', help='continue from the checkpoint in --out_dir')
+    p.add_argument('--resume', action='store_true', help='continue from the checkpoint in --out_dir (--lr may change)')
+    p.add_argument('--overwrite', action='store_true', help='replace the run already in --out_dir')
     p.add_argument('--quiet', action='store_true', help='no progress bars or per-epoch lines')
+    p.add_argument('--debug', action='store_true', help='on an error, show the full traceback')
     return p
+
+def _as_flag(e: ConfigError) -> ValueError:
+    "The error with its field written as the command line's flag: '--lam must be a finite number; got nan'."
+    msg = str(e)
+    return ValueError(f"--{msg}" if msg.startswith((f"{e.field} ", f"{e.field}:")) else f"--{e.field}: {msg}")
 
 def train_main(argv: list[str] | None = None): # the arguments (None: the command line's)
     "steerable_train: train from the command line (also under torchrun); prints where the checkpoint is."
     args = train_parser().parse_args(argv)
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
-    with clear_errors('steerable_train'):
-        cfg = TrainConfig(**{k: v for k, v in vars(args).items() if k in fields})
-        init_distributed(cfg.device)
-        try: res = train(cfg, resume=args.resume, progress=not args.quiet)
-        except KeyboardInterrupt: raise SystemExit(130) from None  # train saved a checkpoint and said where
-        except FloatingPointError as e: raise SystemExit(f"steerable_train: {e}") from None
+    with clear_errors('steerable_train', args.debug, 'run the same command with --resume to continue'):
+        try:
+            cfg = TrainConfig(**{k: v for k, v in vars(args).items() if k in fields})
+            init_distributed(cfg.device)
+            res = train(cfg, resume=args.resume, progress=not args.quiet, overwrite=args.overwrite)
+        except ConfigError as e: raise _as_flag(e) from None
     import torch.distributed as dist
     if not dist.is_initialized() or dist.get_rank() == 0:
         last = res.history[-1] if res.history else {}
@@ -122,12 +169,14 @@ def train_main(argv: list[str] | None = None): # the arguments (None: the comman
 
 # %% ../nbs/08_cli.ipynb #af117f1c
 @call_parse
+@cli_errors('steerable_speed')
 def speed_main(which: str = 'all'): # which benchmark: all, augment, train, steering, encoders or memory
     "Print the speed benchmarks' figures (medians of repeated runs on this machine)."
     from steerable_nb.speed import run_benchmarks
     run_benchmarks(which)
 
 @call_parse
+@cli_errors('steerable_readme')
 def readme_main(check: store_true = False): # only check that README.md matches nbs/index.ipynb
     "Render README.md from nbs/index.ipynb (or check that it is up to date)."
     from steerable_nb.docs import write_readme

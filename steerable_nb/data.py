@@ -4,7 +4,7 @@
 
 # %% ../nbs/01_data.ipynb #eb1c8787
 from __future__ import annotations
-import functools, gzip, hashlib, math, operator, os, pickle, re, secrets, struct, tempfile, zlib
+import functools, gzip, hashlib, json, math, operator, os, pickle, re, secrets, struct, tempfile, warnings, zlib
 from io import BytesIO
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,10 +20,11 @@ __all__ = ['SPLITS', 'SPLIT_FRACTIONS', 'VAL_FRACTION', 'IDX_MAGIC', 'STL_SHAPE'
            'HEADLINE_CORRUPTIONS', 'EXTRA_CORRUPTIONS', 'CORRUPTION_GROUPS', 'SEVERITIES', 'CALIBRATIONS',
            'CORRUPTION_CONSTANTS', 'resize_images', 'ImageDataset', 'split_indices', 'read_idx', 'read_idx_pair',
            'RestrictedUnpickler', 'safe_load_pickle', 'read_cifar_batch', 'read_cifar_meta', 'read_stl10', 'cache_home',
-           'find_dataset_files', 'FolderDataset', 'dataset_tensors', 'keyed_rng', 'image_colours', 'colourise',
-           'DatasetInfo', 'DataSpec', 'dataset_spec', 'load_dataset', 'atomic_write', 'CorruptionConstants',
-           'magick_motion_blur', 'corrupt_images', 'corruption_effect', 'active_corruptions', 'corrupted_path',
-           'corrupt_dataset', 'dataset_figure', 'corruption_figure']
+           'find_dataset_files', 'UnreadableImage', 'FolderDataset', 'dataset_tensors', 'keyed_rng', 'image_colours',
+           'colourise', 'DatasetInfo', 'DataSpec', 'dataset_spec', 'load_dataset', 'atomic_write',
+           'remove_stale_temporaries', 'CorruptionConstants', 'magick_motion_blur', 'corrupt_images',
+           'corruption_effect', 'active_corruptions', 'corrupted_path', 'corrupt_dataset', 'dataset_figure',
+           'corruption_figure']
 
 # %% ../nbs/01_data.ipynb #9ab504c7
 def _as_size(size) -> tuple[int, int] | None:
@@ -198,7 +199,15 @@ def read_stl10(folder, part: str # 'train' or 'test'
 # %% ../nbs/01_data.ipynb #27790faa
 def cache_home() -> Path:
     "`$STEERABLE_NB_CACHE`, else `~/.cache/steerable_nb`: where downloads and corrupted sets are kept."
-    return Path(os.environ.get('STEERABLE_NB_CACHE') or Path.home() / '.cache' / 'steerable_nb').expanduser()
+    given = os.environ.get('STEERABLE_NB_CACHE')
+    home = Path(given or Path.home() / '.cache' / 'steerable_nb').expanduser()
+    for p in (home, *home.parents):
+        if p.exists() and not p.is_dir():
+            what = f"STEERABLE_NB_CACHE={given}" if given else f"the cache folder {home}"
+            raise NotADirectoryError(f"{what} {'is' if p == home else 'lies under'} a file ({p}), not a folder: "
+                                     "set STEERABLE_NB_CACHE to a folder" + ('' if given else ' or move that file'))
+        if p.exists(): break
+    return home
 
 class _FileSet(NamedTuple):
     title: str  # for messages
@@ -311,6 +320,12 @@ def _load_stl10(split, root, size, seed, download):
     return _in_memory(x, y, classes, 'stl10', split, seed, size)
 
 # %% ../nbs/01_data.ipynb #a8e8fe21
+class UnreadableImage(ValueError):
+    "An image file that cannot be decoded; `path` names it."
+    def __init__(self, path, reason: str):
+        super().__init__(f"{path}: not a readable image ({reason})")
+        self.path, self.reason = path, reason
+
 class FolderDataset(torch.utils.data.Dataset):
     "An ImageFolder split, decoded lazily: the attributes of `ImageDataset` except `images`."
     def __init__(self, samples: list[tuple[str, int]], # (image path, label) per item
@@ -324,8 +339,14 @@ class FolderDataset(torch.utils.data.Dataset):
     def __len__(self): return len(self.samples)
     def __getitem__(self, i):
         from torchvision.datasets.folder import default_loader
+        from PIL import UnidentifiedImageError
         path, label = self.samples[i]
-        return self._tf(default_loader(path)).clamp_(0, 1), label
+        try: image = default_loader(path)
+        except (OSError, ValueError, SyntaxError) as e:  # PIL: empty, truncated or not an image at all
+            reason = ('an empty file' if os.path.getsize(path) == 0 else 'not an image PIL can read'
+                      if isinstance(e, UnidentifiedImageError) else str(e))
+            raise UnreadableImage(path, reason) from None
+        return self._tf(image).clamp_(0, 1), label
     def subset(self, indices) -> FolderDataset:
         "The items at `indices`, same attributes."
         return FolderDataset([self.samples[int(i)] for i in indices], self.classes, self.name, self.split, self.seed,
@@ -351,9 +372,18 @@ def dataset_tensors(ds, # an ImageDataset, a FolderDataset, or any dataset of (i
                     progress: bool = True) -> tuple[torch.Tensor, torch.Tensor]: # (N, C, H, W) float, (N,) int64
     "All images and labels of `ds` as tensors (decoding lazy datasets, with a progress bar)."
     if isinstance(getattr(ds, 'images', None), torch.Tensor): return ds.images, ds.labels
-    bar = tqdm(range(len(ds)), desc=f"decoding {getattr(ds, 'name', 'dataset')}", disable=not progress, leave=False)
-    items = [ds[i] for i in bar]
-    if not items: raise ValueError("dataset is empty")
+    name, split = getattr(ds, 'name', 'dataset'), getattr(ds, 'split', None)
+    bar = tqdm(range(len(ds)), desc=f"decoding {name}", disable=not progress, leave=False)
+    items, bad = [], []
+    for i in bar:
+        try: items.append(ds[i])
+        except UnreadableImage as e: bad.append(e)
+    if bad:
+        listed = '; '.join(f"{e.path} ({e.reason})" for e in bad[:5]) + (f"; and {len(bad) - 5} more" if len(bad) > 5 else '')
+        raise ValueError(f"{len(bad)} of {len(ds)} image files of {name} could not be read: {listed}. "
+                         "Remove or replace them")
+    if not items:
+        raise ValueError(f"the {split} split of {name} is empty" if split else f"{name} is empty")
     return torch.stack([x for x, _ in items]), torch.tensor([int(y) for _, y in items], dtype=torch.long)
 
 # %% ../nbs/01_data.ipynb #colr0002
@@ -550,6 +580,9 @@ def load_dataset(name: str | DataSpec, # a key of DATASETS, a folder of class su
     size = _as_size(size)
     if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
         raise TypeError(f"seed must be an int; got {seed!r}")
+    if root is not None and not Path(root).expanduser().is_dir():
+        raise FileNotFoundError(f"data_root {root} is not an existing folder; create it and put the dataset's files "
+                                "there, or leave data_root unset to use the usual places")
     spec = name if isinstance(name, DataSpec) else DataSpec.parse(name)
     ds = _load_whole(spec.base, split, root, size, int(seed), download)
     return _part(ds, spec, split) if spec.removes else ds
@@ -572,10 +605,33 @@ def atomic_write(path, # the file to create or replace; missing parent folders a
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         tmp.unlink(missing_ok=True)
+        if isinstance(e, OSError) and e.errno and not e.filename:  # e.g. a full disk: name the file (same OSError subclass)
+            raise OSError(e.errno, f"could not write {path}: {e.strerror}") from e
         raise
     return path
+
+# %% ../nbs/01_data.ipynb #bbab6390
+_TEMPORARY = re.compile(r'\..+\.(?P<pid>\d+)-[0-9a-f]{8}\.tmp')  # atomic_write's temporary names
+
+def _alive(pid: int) -> bool:
+    try: os.kill(pid, 0)
+    except ProcessLookupError: return False
+    except PermissionError: return True  # another user's live process
+    return True
+
+def remove_stale_temporaries(folder # a folder atomic_write writes to (a missing one holds nothing)
+                            ) -> list[Path]: # the files removed
+    "Remove the temporary files `atomic_write` left in `folder` when its process was killed (their process is gone)."
+    folder, gone = Path(folder).expanduser(), []
+    if not folder.is_dir(): return gone
+    for p in folder.iterdir():
+        m = _TEMPORARY.fullmatch(p.name)
+        if m and int(m['pid']) != os.getpid() and not _alive(int(m['pid'])) and p.is_file():
+            p.unlink(missing_ok=True)
+            gone.append(p)
+    return gone
 
 # %% ../nbs/01_data.ipynb #b2a02fc4
 import corrupt_tta, cv2
@@ -963,6 +1019,25 @@ def corrupted_path(ds, corruption: str, severity: int, cache_dir=None, images=No
     key = f"{ds.split}-{H}x{W}-seed{ds.seed}-n{len(labels)}-{h.hexdigest()[:12]}"
     return base / _slug(ds.name) / key / f"{corruption}-{severity}{'-cifar' if calibration == 'cifar' else ''}.npz"
 
+def _cached_corruption(path: Path, meta: dict, shape: tuple, labels: np.ndarray) -> np.ndarray | None:
+    "The corrupted images cached at `path` if the file is whole and holds what `meta` describes; else None, with a warning."
+    if not path.is_file(): return None
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            out, stored, digest = z['images'], json.loads(str(z['meta'])), str(z['digest'])
+            same_labels = np.array_equal(z['labels'], labels)
+    except Exception as e:  # truncated, empty, not an npz, or written before the cache held a checksum
+        problem = f"unreadable or from an older steerable_nb ({type(e).__name__}: {str(e)[:80]})"
+    else:
+        problem = ('built for another corruption, severity, calibration or seed' if stored != meta else
+                   f"of shape {out.shape} {out.dtype}, not {shape} uint8" if out.shape != shape or out.dtype != np.uint8
+                   else 'holding other labels' if not same_labels else
+                   'altered or damaged (its checksum does not match)' if hashlib.sha1(out.tobytes()).hexdigest() != digest
+                   else None)
+        if problem is None: return out
+    warnings.warn(f"the cached corrupted set {path} is {problem}: rebuilding it", stacklevel=3)
+    return None
+
 def corrupt_dataset(ds, # an ImageDataset or FolderDataset (usually a test split)
                     corruption: str, # one of CORRUPTIONS
                     severity: int, # 1..5
@@ -970,18 +1045,18 @@ def corrupt_dataset(ds, # an ImageDataset or FolderDataset (usually a test split
                     progress: bool = True,
                     calibration: str = 'cifar' # 'cifar': CIFAR-10-C's constants (32 px); 'imagenet': ImageNet-C's
                    ) -> ImageDataset:
-    "`ds` under one of the 19 corruptions, built once and then read from an on-disk cache."
+    "`ds` under one of the 19 corruptions, built once and then read from an on-disk cache (checked; rebuilt if damaged)."
     _check_corruption(corruption, severity, calibration)
     images, labels = dataset_tensors(ds, progress)
     path = corrupted_path(ds, corruption, severity, cache_dir, images, labels, calibration)
-    out = None
-    if path.is_file():
-        with np.load(path, allow_pickle=False) as z:
-            if z['images'].shape == tuple(images.shape) and np.array_equal(z['labels'], labels.numpy()):
-                out = z['images']
+    meta = dict(corruption=corruption, severity=severity, calibration=calibration, seed=ds.seed, clean=path.parent.name)
+    remove_stale_temporaries(path.parent)
+    out = _cached_corruption(path, meta, tuple(images.shape), labels.numpy())
     if out is None:
         out = _corrupt_uint8(images, corruption, severity, ds.seed, progress, calibration)
-        atomic_write(path, lambda f: np.savez_compressed(f, images=out, labels=labels.numpy().astype(np.int64)))
+        digest = hashlib.sha1(out.tobytes()).hexdigest()
+        atomic_write(path, lambda f: np.savez_compressed(f, images=out, labels=labels.numpy().astype(np.int64),
+                                                         meta=np.array(json.dumps(meta)), digest=np.array(digest)))
     res = ImageDataset(torch.from_numpy(out).float() / 255, labels, ds.classes, ds.name, ds.split, ds.seed)
     res.corruption, res.severity, res.calibration = corruption, severity, calibration
     return res

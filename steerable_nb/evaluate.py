@@ -369,8 +369,12 @@ def accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, head:
              batch_size: int = 512) -> float:
     "Top-1 accuracy of `head` (default: the model's classifier) on `images`."
     if len(images) != len(labels): raise ValueError(f"{len(images)} images but {len(labels)} labels")
-    z = embed(model, images, batch_size)
     head = head if head is not None else classifier_head(model)
+    n = getattr(head, 'out_features', None)
+    if n is not None and len(labels) and (labels.min() < 0 or labels.max() >= n):
+        raise ValueError(f"labels must lie in 0..{n - 1} (the classifier's {n} classes); got {labels.min().item()}.."
+                         f"{labels.max().item()}: pass labels of the classes the model was trained on")
+    z = embed(model, images, batch_size)
     return (head(z).argmax(1).cpu() == labels.cpu()).float().mean().item()
 
 def corruption_accuracy(model: nn.Module, ds, # a test set (ImageDataset); use the same subset for every model

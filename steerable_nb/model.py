@@ -4,7 +4,7 @@
 
 # %% ../nbs/04a_model.ipynb #adb20bd0
 from __future__ import annotations
-import dataclasses, json
+import dataclasses, errno, json, shutil
 from dataclasses import dataclass, asdict
 from pathlib import Path
 import torch
@@ -171,7 +171,14 @@ CHECKPOINT_FORMAT, CHECKPOINT_VERSION = 'steerable_nb.checkpoint', 1
 
 def save_checkpoint(path: str | Path, state: dict) -> Path:
     "Write `state` (tensors and plain values) to `path` atomically, with the format marker and version."
-    def write(f): torch.save({'format': CHECKPOINT_FORMAT, 'version': CHECKPOINT_VERSION, **state}, f)
+    def write(f):
+        try: torch.save({'format': CHECKPOINT_FORMAT, 'version': CHECKPOINT_VERSION, **state}, f)
+        except RuntimeError as e:  # torch's zip writer reports a failed write (e.g. a full disk) as a RuntimeError
+            if 'inline_container' not in str(e) and 'PytorchStreamWriter' not in str(e): raise
+            free = shutil.disk_usage(Path(f.name).parent).free  # measured while the partial file still takes its space
+            full = free < 1 << 20
+            raise OSError(errno.ENOSPC if full else errno.EIO,  # atomic_write adds the file's name
+                          'No space left on device' if full else str(e).splitlines()[0]) from e
     return atomic_write(path, write)
 
 def _refusal(path: Path, e: Exception) -> ValueError:
@@ -201,7 +208,7 @@ def read_checkpoint(path: str | Path, map_location='cpu') -> dict:
 
 # %% ../nbs/04a_model.ipynb #9960696c
 def load_model_state(model: nn.Module, state: dict, path: str | Path = 'checkpoint'):
-    "Load `state` into `model`, with an error that names missing, unexpected and mis-shaped entries."
+    "Load `state` into `model`, with an error that names missing, unexpected, mis-shaped and non-finite entries."
     own = model.state_dict()
     missing = [k for k in own if k not in state]
     extra = [k for k in state if k not in own]
@@ -211,6 +218,10 @@ def load_model_state(model: nn.Module, state: dict, path: str | Path = 'checkpoi
                 shapes and f"wrong shapes {', '.join(shapes[:5])}"]
     if missing or extra or shapes:
         raise ValueError(f"{path} does not fit this model: " + '; '.join(filter(None, problems)))
+    broken = [k for k, v in state.items() if torch.is_tensor(v) and v.is_floating_point() and not torch.isfinite(v).all()]
+    if broken:
+        raise ValueError(f"{path} holds non-finite weights (NaN or inf in {', '.join(broken[:3])}"
+                         f"{f' and {len(broken) - 3} more' if len(broken) > 3 else ''}): the run that wrote it diverged")
     model.load_state_dict(state)
 
 def checkpoint_spec(state: dict) -> ModelSpec:

@@ -4,16 +4,19 @@
 
 # %% ../nbs/05_train.ipynb #6630267c
 from __future__ import annotations
-import dataclasses, json, os, signal, time
+import dataclasses, json, math, numbers, os, signal, socket, time
+from contextlib import contextmanager, ExitStack
 from dataclasses import dataclass, asdict
 from pathlib import Path
+try: import fcntl
+except ImportError: fcntl = None  # not on Windows: no folder lock there
 import torch
 from torch import nn
 import torch.nn.functional as F
 import torch.distributed as dist
 from tqdm.auto import tqdm
 from .augment import AugmentationFamily, get_augmentation, Translation
-from .data import load_dataset, dataset_tensors
+from .data import load_dataset, dataset_tensors, remove_stale_temporaries, atomic_write
 from .steering import STEERING_KINDS, steering_errors, retrieval_scores
 from .losses import (EQUIVARIANCE_LOSSES, equivariance_loss, supervised_loss, nt_xent, steering_regression,
                                  regression_denominator)
@@ -21,10 +24,12 @@ from .model import (ModelSpec, SteerableModel, CHECKPOINT_FORMAT, CHECKPOINT_VER
                                 read_checkpoint, load_model_state, checkpoint_spec)
 
 # %% auto #0
-__all__ = ['OBJECTIVES', 'OPTIMIZERS', 'SCHEDULES', 'Objective', 'register_objective', 'Supervised', 'SimCLR', 'TrainConfig',
-           'model_spec', 'build_model', 'EpochDraws', 'epoch_draws', 'make_views', 'resolve_device', 'init_distributed',
-           'training_loss', 'train_step', 'steering_metrics', 'TrainResult', 'make_optimizer', 'train',
-           'load_checkpoint', 'history_figure', 'write_history', 'export_weights', 'pretrained_path', 'load_pretrained']
+__all__ = ['OBJECTIVES', 'OPTIMIZERS', 'SCHEDULES', 'MIN_IMAGE_SIZE', 'Objective', 'register_objective', 'Supervised', 'SimCLR',
+           'ConfigError', 'check_device', 'TrainConfig', 'model_spec', 'build_model', 'EpochDraws', 'epoch_draws',
+           'make_views', 'resolve_device', 'init_distributed', 'training_loss', 'train_step', 'steering_metrics',
+           'TrainResult', 'make_optimizer', 'FolderInUse', 'claim_out_dir', 'model_problem', 'check_model_fits',
+           'train', 'load_checkpoint', 'history_figure', 'write_history', 'export_weights', 'pretrained_path',
+           'load_pretrained']
 
 # %% ../nbs/05_train.ipynb #322db4b2
 def _world() -> tuple[int, int]:
@@ -71,12 +76,43 @@ class SimCLR(Objective):
 # %% ../nbs/05_train.ipynb #583ac7ea
 OPTIMIZERS, SCHEDULES = ('adamw', 'sgd'), ('cosine', 'constant')
 
+class ConfigError(ValueError):
+    "A TrainConfig field given a value it cannot take; `field` names it (the command line shows it as --field)."
+    def __init__(self, field: str, message: str): # the field, and the whole message (which usually starts with it)
+        super().__init__(message)
+        self.field = field
+
+def _bad(field: str, problem: str) -> ConfigError: return ConfigError(field, f"{field} {problem}")
+MIN_IMAGE_SIZE = 8  # the smallest image side every encoder takes (the CNNs pool three times)
+
+_KINDS = {'int': (numbers.Integral, int, 'an integer'), 'float': (numbers.Real, float, 'a number'),
+          'str': ((str, os.PathLike), os.fspath, 'a string'), 'bool': (bool, bool, 'True or False')}
+
+def _typed(cfg):
+    "Check every field's type against its annotation ('int', 'float | None', ...), normalise it, and require finite numbers."
+    for f in dataclasses.fields(cfg):
+        v, (kind, *rest) = getattr(cfg, f.name), str(f.type).replace(' ', '').split('|')
+        if v is None and rest: continue
+        types, cast, what = _KINDS[kind]
+        if not isinstance(v, types) or (kind != 'bool' and isinstance(v, bool)):
+            raise _bad(f.name, f"must be {what}{' or None' if rest else ''}; got {v!r} ({type(v).__name__})")
+        setattr(cfg, f.name, cast(v))
+        if kind == 'float' and not math.isfinite(v): raise _bad(f.name, f"must be a finite number; got {v}")
+
+def check_device(device: str) -> str:
+    "`device` if torch can parse it ('auto', 'cpu', 'cuda', 'cuda:1', ...), else a ConfigError naming what is accepted."
+    if device == 'auto': return device
+    try: torch.device(device)
+    except (RuntimeError, ValueError):
+        raise _bad('device', f"must be auto, cpu, cuda, cuda:<index> or another torch device; got {device!r}") from None
+    return device
+
 @dataclass
 class TrainConfig:
     "Everything that defines a training run."
     dataset: str = 'digits' # digits (embedded), fashion_mnist, mnist, cifar10, stl10, or an ImageFolder path
     data_root: str | None = None # folder with the dataset's files (None: the usual places)
-    image_size: int | None = None # resize images to this side (None: the dataset's default)
+    image_size: int | None = None # resize images to this side, at least 8 (None: the dataset's default)
     split_seed: int = 0 # seed of the train/val/test split (fixed across training seeds)
     encoder: str = 'cnn-small' # cnn-small (GroupNorm), cnn (BatchNorm: colour θ stays visible), resnet18, resnet50
     embed_dim: int = 128 # embedding dimension d
@@ -106,22 +142,26 @@ class TrainConfig:
     checkpoint_every: int = 0 # also checkpoint every this many steps inside an epoch (0: at epoch ends only)
 
     def __post_init__(self):
+        _typed(self)
         choices = dict(steering=STEERING_KINDS, objective=OBJECTIVES, equivariance=EQUIVARIANCE_LOSSES,
                        optimizer=OPTIMIZERS, schedule=SCHEDULES, task_views=('base', 'both', 'steered'),
                        reg_normalise=('displacement', 'norm'))
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
-                raise ValueError(f"{name} must be one of {', '.join(allowed)}; got {getattr(self, name)!r}")
-        for name in ('epochs', 'batch_size', 'embed_dim'):
-            if int(getattr(self, name)) < 1: raise ValueError(f"{name} must be at least 1; got {getattr(self, name)}")
+                raise _bad(name, f"must be one of {', '.join(allowed)}; got {getattr(self, name)!r}")
+        least = dict(epochs=1, batch_size=1, embed_dim=1, image_size=MIN_IMAGE_SIZE, split_seed=0, seed=0,
+                     theta_negatives=0, checkpoint_every=0)
+        for name, low in least.items():
+            v = getattr(self, name)
+            if v is not None and v < low: raise _bad(name, f"must be at least {low}; got {v}")
         for name in ('lr', 'temperature'):
-            if not getattr(self, name) > 0: raise ValueError(f"{name} must be positive; got {getattr(self, name)}")
-        non_negative = ('lam', 'reg_weight', 'logit_weight', 'theta_weight', 'theta_negatives', 'weight_decay',
-                        'checkpoint_every')
-        for name in non_negative:
-            if getattr(self, name) < 0: raise ValueError(f"{name} must be ≥ 0; got {getattr(self, name)}")
-        if not 0 <= self.base_shift <= 0.5: raise ValueError(f"base_shift must lie in [0, 0.5]; got {self.base_shift}")
-        get_augmentation(self.augmentation)  # a clear error for unknown names, before any work starts
+            if not getattr(self, name) > 0: raise _bad(name, f"must be positive; got {getattr(self, name)}")
+        for name in ('lam', 'reg_weight', 'logit_weight', 'theta_weight', 'weight_decay'):
+            if getattr(self, name) < 0: raise _bad(name, f"must be ≥ 0; got {getattr(self, name)}")
+        if not 0 <= self.base_shift <= 0.5: raise _bad('base_shift', f"must lie in [0, 0.5]; got {self.base_shift}")
+        check_device(self.device)
+        try: get_augmentation(self.augmentation)  # a clear error for unknown names, before any work starts
+        except ValueError as e: raise ConfigError('augmentation', str(e)) from None
 
     @classmethod
     def from_dict(cls, d: dict) -> 'TrainConfig':
@@ -332,6 +372,100 @@ def make_optimizer(cfg: TrainConfig, params, steps: int):
     if cfg.schedule == 'cosine': return opt, torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(steps, 1))
     return opt, torch.optim.lr_scheduler.ConstantLR(opt, factor=1.0)
 
+# %% ../nbs/05_train.ipynb #2e5de0b7
+class FolderInUse(RuntimeError):
+    "The run's out_dir is held by another run."
+
+def _check_folder(folder: Path, name: str = 'out_dir'):
+    "A clear error if `folder` is a file or lies under one (before anything is created)."
+    for p in (folder, *folder.parents):
+        if not p.exists(): continue
+        if not p.is_dir():
+            raise NotADirectoryError(f"{name} {folder} {'is' if p == folder else 'lies under'} a file ({p}), not a "
+                                     f"folder: choose another {name}")
+        return
+
+@contextmanager
+def claim_out_dir(out_dir, # the run's folder (created when missing)
+                  resume: bool = False, # the run will continue the checkpoint there
+                  overwrite: bool = False): # the run may replace the checkpoint there
+    "Hold `out_dir` for one run (an exclusive lock, freed when the process ends) and clear its stale temporaries."
+    out = Path(out_dir).expanduser()
+    _check_folder(out)
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / '.lock', 'a+') as lock:  # closing the file frees the lock
+        try:
+            if fcntl: fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.seek(0)
+            holder = lock.read().strip() or 'another process'
+            raise FolderInUse(f"out_dir {out} is in use by another run ({holder}): wait for it to end, or choose "
+                              "another out_dir") from None
+        lock.seek(0)
+        lock.truncate()
+        lock.write(f"pid {os.getpid()} on {socket.gethostname()}, since {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
+        lock.flush()
+        if (out / 'checkpoint.pt').exists() and not (resume or overwrite):
+            raise FileExistsError(f"out_dir {out} already holds a run (checkpoint.pt): continue it with resume=True "
+                                  "(--resume), replace it with overwrite=True (--overwrite), or choose another out_dir")
+        remove_stale_temporaries(out)
+        yield out
+
+@contextmanager
+def _claimed(cfg: TrainConfig, resume: bool, overwrite: bool):
+    "claim_out_dir on rank 0; under torchrun every process learns whether it could, so none trains alone."
+    rank, world = _world()
+    with ExitStack() as stack:
+        error = None
+        if rank == 0:
+            try: stack.enter_context(claim_out_dir(cfg.out_dir, resume, overwrite))
+            except Exception as e: error = e
+        if world > 1:
+            said = [None if error is None else str(error)]
+            dist.broadcast_object_list(said, src=0)
+            if said[0] is not None and error is None: raise RuntimeError(f"rank 0 could not start: {said[0]}")
+        if error is not None: raise error
+        yield
+
+# %% ../nbs/05_train.ipynb #6608c415
+def model_problem(model: SteerableModel,
+                  images: torch.Tensor, # (B, C, H, W) a few held-out images
+                  aug: AugmentationFamily) -> str | None: # the family of the model's θ
+    "Why `model` cannot be saved: non-finite weights, or non-finite outputs on `images`; None when it is sound."
+    bad = [k for k, v in model.state_dict().items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if bad: return f"non-finite weights in {', '.join(bad[:3])}" + (f" and {len(bad) - 3} more" if len(bad) > 3 else '')
+    was = model.training
+    try:
+        with torch.no_grad():
+            model.eval()
+            theta = aug.sample(len(images), generator=torch.Generator().manual_seed(0)).to(images.device, images.dtype)
+            z = model.embed(images)
+            outs = dict(embeddings=z, steered_embeddings=model.steering(z, theta), head_outputs=model.head(z))
+    finally: model.train(was)
+    bad = [k for k, v in outs.items() if not torch.isfinite(v).all()]
+    return f"non-finite {', '.join(bad)} on validation images" if bad else None
+
+def _memory(device: torch.device) -> int:
+    "Bytes of memory of `device` (the machine's RAM for the CPU)."
+    if device.type == 'cuda': return torch.cuda.get_device_properties(device).total_memory
+    try: return os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES')
+    except (ValueError, OSError, AttributeError): return 1 << 62  # unknown: do not refuse
+
+def check_model_fits(cfg: TrainConfig, spec: ModelSpec, device: torch.device):
+    "Refuse, before allocating anything, images too small for the encoder and a model too big for `device`'s memory."
+    with torch.device('meta'):
+        model = SteerableModel.from_spec(spec)
+        try: model.embed(torch.empty(2, spec.channels, *spec.image_size))
+        except RuntimeError as e:
+            raise ConfigError('image_size', f"image_size: {spec.image_size[0]}x{spec.image_size[1]} px images are too "
+                              f"small for encoder {cfg.encoder} ({str(e).splitlines()[0]})") from None
+    n = sum(p.numel() for p in model.parameters())
+    need, have = 16 * n, _memory(device)  # float32 weights, gradients and AdamW's two moments
+    if need > have:
+        raise ConfigError('embed_dim', f"embed_dim {cfg.embed_dim} makes a model of {n:,} parameters: training it "
+                          f"needs about {need / 2**30:,.0f} GiB, more than the {have / 2**30:,.0f} GiB of memory of "
+                          f"{device}; choose a smaller embed_dim")
+
 # %% ../nbs/05_train.ipynb #0337230c
 @dataclass
 class _Run:
@@ -352,6 +486,7 @@ class _Run:
     total_steps: int = 0 # steps taken by this call of train
     rank: int = 0
     world: int = 1
+    saved: tuple | None = None # (epoch, step) of the last checkpoint this run wrote or resumed from
 
     @property
     def checkpoint_path(self) -> Path: return Path(self.cfg.out_dir) / 'checkpoint.pt'
@@ -359,15 +494,38 @@ class _Run:
     @property
     def steps_per_epoch(self) -> int: return len(self.images) // self.cfg.batch_size
 
+    def check(self, problem: str | None = None, step: int | None = None):
+        "Raise a FloatingPointError (nothing saved) if the model is not sound, or if `problem` says what went wrong."
+        problem = problem or model_problem(self.model, self.val_images[:8], self.aug)
+        if problem is None: return
+        lower = f"{min(self.cfg.lr / 10, TrainConfig.lr):g}"  # a tenth, or the default if that is lower
+        if self.saved:
+            kept = (f"The last sound checkpoint, {self.checkpoint_path} (epoch {self.saved[0]}, step {self.saved[1]}), "
+                    f"is kept: resume from it with a lower learning rate, e.g. train(dataclasses.replace(cfg, "
+                    f"lr={lower}), resume=True), or steerable_train with the same flags and --resume --lr {lower}")
+        else: kept = f"No checkpoint of this run was written: start again with a lower learning rate (e.g. lr={lower})"
+        raise FloatingPointError(f"training diverged at epoch {self.epoch + 1}, step {step or self.step}: {problem}; "
+                                 f"training stopped. {kept}, or a higher temperature (now {self.cfg.temperature}).")
+
     def save(self):
-        "Checkpoint the current position (rank 0 only)."
+        "Checkpoint the current position (rank 0 only), once the model is checked to be sound."
+        self.check()
+        self.saved = (self.epoch, self.step)
         if self.rank != 0: return
         save_checkpoint(self.checkpoint_path, dict(
             config=json.dumps(asdict(self.cfg)), spec=self.model.spec.to_dict(), model=self.model.state_dict(),
             optimizer=self.opt.state_dict(), scheduler=self.sched.state_dict(), epoch=self.epoch, step=self.step,
             history=self.history, rng={'torch': torch.get_rng_state()}))
 
-_RESUMABLE = ('epochs', 'device', 'out_dir', 'checkpoint_every')  # may change between a run and its resumption
+_RESUMABLE = ('epochs', 'device', 'out_dir', 'checkpoint_every', 'lr')  # may change between a run and its resumption
+
+def _scale_lr(run: _Run, factor: float):
+    "Scale the learning rate at every point of the schedule by `factor`: its shape and position stay."
+    for g in run.opt.param_groups:
+        g['lr'] *= factor
+        if 'initial_lr' in g: g['initial_lr'] *= factor
+    run.sched.base_lrs = [lr * factor for lr in run.sched.base_lrs]
+    run.sched._last_lr = [lr * factor for lr in run.sched.get_last_lr()]
 
 def _config_diff(saved: dict, cfg: TrainConfig) -> list[str]:
     saved = {**{f.name: f.default for f in dataclasses.fields(TrainConfig)}, **saved}  # fields added since: defaults
@@ -382,13 +540,17 @@ def _resume(run: _Run):
     if 'optimizer' not in state:
         raise ValueError(f"{path} holds weights only (no optimiser state, see export_weights): it cannot be "
                          "resumed; start a new run in another out_dir")
-    diff = _config_diff(json.loads(state['config']), run.cfg)
+    saved = json.loads(state['config'])
+    diff = _config_diff(saved, run.cfg)
     if diff: raise ValueError(f"{path} was trained with another config; differences: {'; '.join(diff)}")
     load_model_state(run.model, state['model'], path)
     run.opt.load_state_dict(state['optimizer'])
     run.sched.load_state_dict(state['scheduler'])
+    if saved.get('lr', run.cfg.lr) != run.cfg.lr: _scale_lr(run, run.cfg.lr / saved['lr'])
     torch.set_rng_state(state['rng']['torch'])
     run.epoch, run.step, run.history = state['epoch'], state['step'], list(state['history'])
+    run.saved = (run.epoch, run.step)
+    return saved.get('lr', run.cfg.lr)
 
 def _prepare(cfg: TrainConfig, resume: bool, progress: bool) -> _Run:
     "Data, model and optimiser of a run, resumed from its checkpoint when asked and one exists."
@@ -397,31 +559,33 @@ def _prepare(cfg: TrainConfig, resume: bool, progress: bool) -> _Run:
     if cfg.batch_size % world:
         raise ValueError(f"batch_size {cfg.batch_size} must divide evenly over {world} processes")
     data = dict(root=cfg.data_root, size=cfg.image_size, seed=cfg.split_seed)
+    say = progress and rank == 0
     ds, val = load_dataset(cfg.dataset, 'train', **data), load_dataset(cfg.dataset, 'val', **data)
-    images, labels = (t.to(device) for t in dataset_tensors(ds))
-    val_images, val_labels = (t[:256].to(device) for t in dataset_tensors(val))
+    images, labels = (t.to(device) for t in dataset_tensors(ds, say))
+    val_images, val_labels = (t[:256].to(device) for t in dataset_tensors(val, say))
     if len(images) < cfg.batch_size:
         raise ValueError(f"the training set has {len(images)} images, fewer than one batch of {cfg.batch_size}")
+    if len(val_images) == 0: raise ValueError(f"the val split of {cfg.dataset} is empty: the dataset is too small")
+    found = sorted(set(labels.tolist()))
+    if OBJECTIVES[cfg.objective].has_classes and len(found) < 2:
+        raise ValueError(f"the training split of {cfg.dataset} holds images of {len(found)} class "
+                         f"({', '.join(ds.classes[c] for c in found)}): supervised training needs at least 2 "
+                         "(an image folder needs one subfolder per class)")
     spec = model_spec(cfg, ds.channels, ds.classes, ds.image_size, ds.name)
+    check_model_fits(cfg, spec, device)
     model = build_model(cfg, ds.channels, len(ds.classes), spec=spec).to(device)
     opt, sched = make_optimizer(cfg, model.parameters(), cfg.epochs * (len(images) // cfg.batch_size))
     run = _Run(cfg, device, images, labels, val_images, val_labels, model.augmentation, model, opt, sched,
                rank=rank, world=world)
-    say = progress and rank == 0
     if resume and run.checkpoint_path.exists():
-        _resume(run)
-        if say: print(f"resuming from {run.checkpoint_path}: epoch {run.epoch}, step {run.step}")
+        lr = _resume(run)
+        changed = f", lr {lr:g} -> {cfg.lr:g}" if lr != cfg.lr else ''
+        if say: print(f"resuming from {run.checkpoint_path}: epoch {run.epoch}, step {run.step}{changed}")
     elif resume and say: print(f"no checkpoint at {run.checkpoint_path}: starting a new run")
     return run
 
 # %% ../nbs/05_train.ipynb #3d524baa
 _SUMS = ('loss', 'task_loss', 'equiv_loss', 'reg_loss', 'logit_loss', 'theta_loss', 'correct')
-
-def _nan_error(run: _Run, loss: torch.Tensor, s: int) -> FloatingPointError:
-    return FloatingPointError(
-        f"the loss became {loss.item()} at epoch {run.epoch + 1}, step {s + 1}: training stopped. The last good "
-        f"checkpoint ({run.checkpoint_path}, if one was written) is kept. Try a lower lr (now {run.cfg.lr}) or a "
-        f"higher temperature (now {run.cfg.temperature}).")
 
 def _train_epoch(run: _Run, net: nn.Module, stop: _StopRequest, max_steps: int | None, progress: bool):
     "Steps from run.step to the end of the epoch (or a stop); returns the summed losses and the images seen."
@@ -433,7 +597,7 @@ def _train_epoch(run: _Run, net: nn.Module, stop: _StopRequest, max_steps: int |
     for s in bar:
         idx = draws.order[s * cfg.batch_size:(s + 1) * cfg.batch_size][run.rank::run.world]
         loss, parts = train_step(net, run.opt, run.sched, run.images, run.labels, draws, idx, s, run.aug, cfg)
-        if not torch.isfinite(loss): raise _nan_error(run, loss, s)
+        if not torch.isfinite(loss): run.check(f"the loss became {loss.item()}", step=s + 1)
         sums['loss'] += loss.item() * len(idx)
         seen += len(idx)
         for k, v in parts.items(): sums[k] += v.item() * (1 if k == 'correct' else len(idx))
@@ -468,26 +632,30 @@ def train(cfg: TrainConfig, # the run
           resume: bool = False, # continue from out_dir/checkpoint.pt when it exists
           progress: bool = True, # tqdm bars and a line per epoch
           max_steps: int | None = None, # stop after this many steps in total (for tests and profiling)
+          overwrite: bool = False, # replace a checkpoint already in out_dir (without it, and without resume: an error)
          ) -> TrainResult:
     "Train a steerable (or, with steering='none', invariant) model as `cfg` says; checkpoints in cfg.out_dir."
-    run = _prepare(cfg, resume, progress)
-    unused = any(True for _ in run.model.steering.parameters()) and not _steering_in_loss(cfg)  # e.g. λ = μ = 0
-    net = run.model if run.world == 1 else nn.parallel.DistributedDataParallel(
-        run.model, device_ids=[run.device.index] if run.device.type == 'cuda' else None, find_unused_parameters=unused)
-    with _StopRequest() as stop:
-        while run.epoch < cfg.epochs and not stop.requested:
-            t0, first = time.perf_counter(), run.step
-            sums, seen = _train_epoch(run, net, stop, max_steps, progress)
-            if run.step == run.steps_per_epoch:  # the epoch is complete: log it
-                run.history.append(_epoch_record(run, sums, seen, time.perf_counter() - t0, whole=first == 0))
-                run.epoch, run.step = run.epoch + 1, 0
-                if progress and run.rank == 0: _print_epoch(run)
-            run.save()
-            if max_steps and run.total_steps >= max_steps: break
-    _finish(run)
+    with _claimed(cfg, resume, overwrite):
+        run = _prepare(cfg, resume, progress)
+        unused = any(True for _ in run.model.steering.parameters()) and not _steering_in_loss(cfg)  # e.g. λ = μ = 0
+        net = run.model if run.world == 1 else nn.parallel.DistributedDataParallel(
+            run.model, device_ids=[run.device.index] if run.device.type == 'cuda' else None,
+            find_unused_parameters=unused)
+        with _StopRequest() as stop:
+            while run.epoch < cfg.epochs and not stop.requested:
+                t0, first = time.perf_counter(), run.step
+                sums, seen = _train_epoch(run, net, stop, max_steps, progress)
+                run.check()  # before anything reads the weights: the last update may have blown them up
+                if run.step == run.steps_per_epoch:  # the epoch is complete: log it
+                    run.history.append(_epoch_record(run, sums, seen, time.perf_counter() - t0, whole=first == 0))
+                    run.epoch, run.step = run.epoch + 1, 0
+                    if progress and run.rank == 0: _print_epoch(run)
+                run.save()
+                if max_steps and run.total_steps >= max_steps: break
+        _finish(run)
     if stop.requested:
-        if run.rank == 0: print(f"interrupted: checkpoint saved to {run.checkpoint_path}; resume with resume=True")
-        raise KeyboardInterrupt
+        if run.rank == 0: print(f"interrupted: checkpoint saved to {run.checkpoint_path}")
+        raise KeyboardInterrupt("continue with train(cfg, resume=True)")
     return TrainResult(run.model.eval(), run.history, run.checkpoint_path, cfg)
 
 def _print_epoch(run: _Run):
@@ -531,14 +699,19 @@ def history_figure(history: list[dict], title: str = 'training'):
     fig.update_layout(title=title, height=330, width=1000, margin=dict(t=70))
     return fig
 
+def _json_safe(x):
+    "`x` with every non-finite float as None: JSON has no NaN (e.g. pairs_per_s of an epoch that was resumed)."
+    if isinstance(x, float) and not math.isfinite(x): return None
+    if isinstance(x, dict): return {k: _json_safe(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)): return [_json_safe(v) for v in x]
+    return x
+
 def write_history(history: list[dict], out_dir: str | Path, cfg: TrainConfig | None = None) -> Path:
-    "Write history.json and curves.html (a self-contained plotly page) to `out_dir`."
+    "Write history.json (strict JSON: NaN as null) and curves.html (a self-contained plotly page) to `out_dir`, atomically."
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / 'history.json').write_text(json.dumps(history, indent=1))
+    atomic_write(out_dir / 'history.json', json.dumps(_json_safe(history), indent=1, allow_nan=False))
     title = f"{cfg.steering} steering, {cfg.objective}, {cfg.dataset}" if cfg else 'training'
-    history_figure(history, title).write_html(out_dir / 'curves.html', include_plotlyjs=True)
-    return out_dir / 'curves.html'
+    return atomic_write(out_dir / 'curves.html', history_figure(history, title).to_html(include_plotlyjs=True))
 
 # %% ../nbs/05_train.ipynb #905d2e47
 def export_weights(checkpoint: str | Path, # a checkpoint written by train (or its folder)

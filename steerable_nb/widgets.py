@@ -4,7 +4,7 @@
 
 # %% ../nbs/07_widgets.ipynb #ef87a392
 from __future__ import annotations
-import base64, html, time, warnings
+import base64, html, os, time, warnings
 from collections import OrderedDict
 from dataclasses import dataclass
 from contextlib import contextmanager
@@ -22,8 +22,8 @@ from .steering import steering_errors, kind_label
 from .train import TrainConfig, TrainResult, load_checkpoint, load_pretrained
 
 # %% auto #0
-__all__ = ['TRACE_NAMES', 'resolve_model', 'check_model_images', 'torch_threads', 'PCABasis', 'pca_basis', 'SteeringView',
-           'theta_label', 'trace_data', 'SteeringExplorer', 'steering_figure']
+__all__ = ['TRACE_NAMES', 'PAGE_NOTE', 'resolve_model', 'check_model_images', 'torch_threads', 'PCABasis', 'pca_basis',
+           'SteeringView', 'theta_label', 'trace_data', 'SteeringExplorer', 'steering_figure']
 
 # %% ../nbs/07_widgets.ipynb #738c7f29
 def _open_checkpoint(path: str | Path) -> TrainResult | SteerableModel:
@@ -244,12 +244,12 @@ def _axis_ranges(basis: PCABasis, data: list[dict], dims: int, pad: float = 0.12
         ranges.append([lo - m, hi + m])
     return ranges
 
-def _axis_layout(fig: go.Figure, panel: int, basis: PCABasis, ranges: list[list[float]]) -> dict:
-    "relayout-style keys that set panel `panel`'s axis ranges and titles (PC number and explained variance)."
-    sub = fig.get_subplot(1, panel + 1)
+def _axis_layout(fig: go.Figure, panel: int | None, basis: PCABasis, ranges: list[list[float]]) -> dict:
+    "relayout keys setting the axis ranges and titles (PC number, variance share) of a panel (None: the only one)."
     dims = len(ranges)
-    if dims == 3: names = [f"{sub.plotly_name}.{a}axis" for a in 'xyz']
-    else: names = [sub.xaxis.plotly_name, sub.yaxis.plotly_name]
+    sub = None if panel is None else fig.get_subplot(1, panel + 1)
+    if dims == 3: names = [f"{'scene' if sub is None else sub.plotly_name}.{a}axis" for a in 'xyz']
+    else: names = ['xaxis', 'yaxis'] if sub is None else [sub.xaxis.plotly_name, sub.yaxis.plotly_name]
     out = {}
     for i, name in enumerate(names):
         out[f"{name}.range"] = ranges[i]
@@ -299,7 +299,8 @@ def _default_images(model: SteerableModel, cfg: TrainConfig | None, n: int, skip
     return torch.stack([x for x, _ in items]), [ds.classes[int(y)] for _, y in items]
 
 def _panel_name(model: SteerableModel) -> str:
-    return kind_label(model.steering.kind)
+    "What the explorer calls a model: its kind, and for the invariant one what that means for its steered point."
+    return kind_label(model.steering.kind) + (' (M = I)' if model.steering.kind == 'none' else '')
 
 _READOUT_COLUMNS = (  # (heading, what it means: shown on hover and in the caption under the table)
     ('rel. error', '‖M(θ)f(x) − f(g_θ x)‖ / ‖f(g_θ x)‖'),
@@ -423,13 +424,15 @@ def _make_layout(self: SteeringExplorer):
     import ipywidgets as W
     wrap = lambda **kw: W.Layout(flex_flow='row wrap', align_items='flex-start', **kw)  # beside where the width allows
     self.original, self.augmented = _image_widget(112), _image_widget(112)
-    self.readout, self.neighbours, self._fig_box = W.HTML(), W.HTML(), W.Box()
+    self.readout, self.neighbours, self.caption = W.HTML(), W.HTML(), W.HTML()
+    self._fig_box = W.HBox(layout=wrap())
     images_box = W.HBox([W.VBox([W.HTML('<b>x</b>'), self.original]),
                          W.VBox([W.HTML('<b>g<sub>θ</sub>(x)</b>'), self.augmented])], layout=W.Layout(margin='0 0 0 16px'))
     controls = W.VBox([W.HBox([self.picker, self.reset_button, self.view_toggle, self.compare], layout=wrap()),
                        *self.sliders.values()])
     side = W.VBox([self.readout, self.neighbours], layout=W.Layout(width='420px', margin='8px 0 0 8px'))
-    self.widget = W.VBox([W.HBox([controls, images_box], layout=wrap()), W.HBox([self._fig_box, side], layout=wrap())])
+    self.widget = W.VBox([W.HBox([controls, images_box], layout=wrap()), self.caption,
+                          W.HBox([self._fig_box, side], layout=wrap())])
 
 @patch
 def _label(self: SteeringExplorer, j: int, value: float) -> str:
@@ -442,8 +445,13 @@ def theta(self: SteeringExplorer) -> torch.Tensor: # (k,)
     return torch.tensor([s.value for s in self.sliders.values()], dtype=torch.float32)
 
 @patch(as_prop=True)
+def figures(self: SteeringExplorer) -> list[go.FigureWidget]:
+    "The plotly FigureWidgets on show, one per panel (new ones after a 2-D / 3-D or side-by-side toggle)."
+    return list(self._fig_box.children)
+
+@patch(as_prop=True)
 def figure(self: SteeringExplorer) -> go.FigureWidget:
-    "The plotly FigureWidget now on show (a new one after a 2-D / 3-D or side-by-side toggle)."
+    "The steerable model's FigureWidget (the first of `figures`)."
     return self._fig_box.children[0]
 
 @patch(as_prop=True)
@@ -464,43 +472,41 @@ def view(self: SteeringExplorer, panel: int = 0, index: int | None = None) -> St
 # %% ../nbs/07_widgets.ipynb #c68c7c2e
 @patch
 def _rebuild(self: SteeringExplorer):
-    "A new FigureWidget for the current mode (2-D / 3-D, one or two panels)."
-    dims, panels = self.view_toggle.value, self.panels
-    titles = [_panel_name(m) for m in panels]
-    spec = {'type': 'scene'} if dims == 3 else {}
-    fig = make_subplots(rows=1, cols=len(panels), subplot_titles=titles, specs=[[spec] * len(panels)],
-                        horizontal_spacing=0.1)
-    for p in range(len(panels)):
+    "New FigureWidgets for the current mode (2-D / 3-D, one or two panels): one small figure per panel."
+    dims, figs = self.view_toggle.value, []
+    for p, m in enumerate(self.panels):
+        fig = go.Figure(layout=dict(height=500, width=440, margin=dict(l=50, r=10, t=40, b=10), hovermode='closest',
+                                    legend=dict(orientation='h', yanchor='top', y=-0.12, x=0), uirevision='keep',
+                                    title=dict(text=_panel_name(m), font=dict(size=14)), showlegend=p == 0))
         with torch_threads(self.threads): st = self.view(p).state(self.theta, self.moved)
-        for tr in _traces(trace_data(self.view(p), st, dims), dims, showlegend=p == 0):
-            fig.add_trace(tr, row=1, col=p + 1)
-    fig.update_layout(height=560, width=440 * len(panels) + 60, margin=dict(l=50, r=20, t=90, b=20),
-                      legend=dict(orientation='h', yanchor='top', y=-0.12, x=0), hovermode='closest',
-                      uirevision='keep', title=dict(text=self._title(), font=dict(size=14)))
-    if dims == 3:  # the camera further out: room for the axis titles
-        fig.update_scenes(aspectmode='cube', camera=dict(eye=dict(x=1.7, y=1.7, z=1.1)),
-                          **{f'{a}axis': dict(title=dict(font=dict(size=11))) for a in 'xyz'})
-        fig.update_layout(margin=dict(l=10, r=10))
-    self._fig_box.children = (go.FigureWidget(fig),)
+        fig.add_traces(_traces(trace_data(self.view(p), st, dims), dims, showlegend=p == 0))
+        if dims == 3:  # the camera further out: room for the axis titles
+            fig.update_scenes(aspectmode='cube', camera=dict(eye=dict(x=1.7, y=1.7, z=1.1)),
+                              **{f'{a}axis': dict(title=dict(font=dict(size=11))) for a in 'xyz'})
+            fig.update_layout(margin=dict(l=10, r=10))
+        if p > 0: fig.update_layout(margin=dict(b=10 + 110 * (dims == 2)))  # no legend: the same plot height
+        figs.append(go.FigureWidget(fig))
+    self._fig_box.children = tuple(figs)
     self._drawn, self._axes = {}, {}
     self.select(self.index)
 
 @patch
 def _title(self: SteeringExplorer) -> str:
-    "The figure's title: whose sweep the paths show, and what the axes are. It changes only with the moved slider."
-    return (f"the paths: <b>{self.aug.param_names[self.moved]}</b> from θ = −1 to +1, the other sliders where they "
-            f"are<br>{_subtitle(self.view_toggle.value)}")
+    "The caption above the figures: whose sweep the paths show, and what the axes are. It changes with the slider moved."
+    return (f"<div style='font-size:14px;margin-top:6px'>the paths: <b>{self.aug.param_names[self.moved]}</b> from "
+            f"θ = −1 to +1, the other sliders where they are<br>{_subtitle(self.view_toggle.value)}</div>")
 
 @patch
 def update(self: SteeringExplorer):
-    "Recompute the current θ's points (and the sweep if needed); send the figure's changes first, in one message."
+    "Recompute the current θ's points (and the sweep if needed); send each figure's changes first, one message each."
     t0 = time.perf_counter()
-    theta, dims, fig = self.theta, self.view_toggle.value, self.figure
+    theta, dims = self.theta, self.view_toggle.value
     with torch_threads(self.threads):
-        self.states = [self.view(p).state(theta, self.moved) for p in range(len(self.panels))]
-        with fig.batch_update():
-            for p, st in enumerate(self.states): self._draw_panel(fig, p, st, dims)
-            fig.layout.title.text = self._title()  # sent only when it changed (plotly compares)
+        self.states = []
+        for p, fig in enumerate(self.figures):  # the steerable panel first: computed, sent, drawn
+            self.states.append(self.view(p).state(theta, self.moved))
+            with fig.batch_update(): self._draw_panel(fig, p, self.states[-1], dims)
+        self.caption.value = self._title()  # sent only when it changed (traitlets compare)
         self.readout.value = self._readout(self.states)
         self.augmented.value = _png(self.states[0]['augmented'].cpu(), 112)
         self._show_neighbours(self.states)
@@ -513,7 +519,7 @@ def _draw_panel(self: SteeringExplorer, fig: go.FigureWidget, p: int, st: dict, 
     data = trace_data(view, st, dims)
     key = (j, view._key(j, st['theta']), self.index)
     same_paths = self._drawn.get(p) == key  # then only the current points and the error move
-    for i, (tr, d) in enumerate(zip(fig.data[6 * p:6 * p + 6], data)):
+    for i, (tr, d) in enumerate(zip(fig.data, data)):
         if not (same_paths and i in (0, 1, 3)): tr.update(d)
     self._drawn[p] = key
     # the axes: the image's one basis, widened (never narrowed) while the same image is on show
@@ -522,7 +528,7 @@ def _draw_panel(self: SteeringExplorer, fig: go.FigureWidget, p: int, st: dict, 
     if old is not None and old[0] == self.index:
         ranges = [[min(a[0], b[0]), max(a[1], b[1])] for a, b in zip(ranges, old[1])]
     if old is None or old != (self.index, ranges):
-        fig.update_layout(_axis_layout(fig, p, view.basis, ranges))
+        fig.update_layout(_axis_layout(fig, None, view.basis, ranges))
         self._axes[p] = (self.index, ranges)
 
 @patch
@@ -576,12 +582,12 @@ def _show_neighbours(self: SteeringExplorer, states):
 # %% ../nbs/07_widgets.ipynb #2f8f8469
 @patch
 def _on_slider(self: SteeringExplorer, j: int, change):
-    slider = self.sliders[self.aug.param_names[j]]
-    name = self.aug.param_names[j]
+    "A slider moved: redraw (the figures first), then relabel it."
+    if not self._quiet:
+        self.moved = j
+        self.update()
+    slider, name = self.sliders[self.aug.param_names[j]], self.aug.param_names[j]
     slider.description = f"{name} (inert here)" if slider.disabled else self._label(j, change['new'])
-    if self._quiet: return
-    self.moved = j
-    self.update()
 
 @patch
 def set_theta(self: SteeringExplorer, values: dict | torch.Tensor, # {name: θ value} or a (k,) tensor
@@ -630,8 +636,17 @@ def pretrained(cls: SteeringExplorer, name: str = 'demo', # a model shipped with
     "The explorer on a model shipped with the package, beside its invariant twin: steering to see before training."
     return cls(load_pretrained(name), baseline=None if baseline is None else load_pretrained(baseline), **kwargs)
 
+PAGE_NOTE = ("<p class='steering-note'><b>This page has no Python kernel</b>, so the live explorer's sliders could "
+             "not recompute anything here. The figure below steps through θ computed in advance instead (each slider "
+             "moves one parameter, the others at 0); run the notebook for the live explorer.</p>")
+
 @patch
-def _repr_mimebundle_(self: SteeringExplorer, **kwargs): return self.widget._repr_mimebundle_(**kwargs)
+def _repr_mimebundle_(self: SteeringExplorer, **kwargs):
+    "The live widget; on a page built without a kernel (STEERABLE_NB_PAGE=static), the kernel-free figure."
+    if os.environ.get('STEERABLE_NB_PAGE') != 'static': return self.widget._repr_mimebundle_(**kwargs)
+    bundle = dict(self.static_figure()._repr_mimebundle_())  # as `fig.show()` shows it, by plotly's renderer
+    bundle['text/html'] = PAGE_NOTE + bundle.get('text/html', '')
+    return bundle
 
 @patch
 def static_figure(self: SteeringExplorer,

@@ -71,6 +71,10 @@ def test_prepare_notebook(tiny):
         return [c['source'].splitlines()[0] for c in nb['cells'] if ds.SKIP_TAG in c['metadata'].get('tags', [])]
     assert tagged(pre) == ['#| eval: false']
     assert tagged(tiny['quick']) == ['#| eval: false', '#| slow']
+    # a page whose slow cells do not run says so, under its title
+    banner = [c['source'] for c in tiny['quick']['cells'] if 'sn-banner' in c['source']]
+    assert len(banner) == 1 and '1 slow cell of this notebook was skipped' in banner[0], banner
+    assert tiny['quick']['cells'][1]['source'] == banner[0] and 'sn-banner' not in json.dumps(pre)
 
 
 def test_execute_notebook_caches_with_jupyter_cache(tiny, tmp_path):
@@ -124,11 +128,15 @@ def test_finish_outputs():
         dict(output_type='display_data', metadata={},
              data={'text/html': '<script src="https://cdn.x/mathjax/3/tex-svg.js"></script><div>fig</div>'}),
         dict(output_type='stream', name='stdout', text='\x1b[31mred\x1b[0m\n'),
+        dict(output_type='stream', name='stderr', text="W1202 cpp_extension.py:183] No CUDA runtime is found, using "
+                                                       "CUDA_HOME='/usr/local'\n"),  # noise: gone, and its block
+        dict(output_type='stream', name='stderr', text='No CUDA runtime is found\nreal warning\n'),  # the rest stays
         dict(output_type='execute_result', metadata={}, execution_count=1, data={'text/markdown': md})])
     assert ds.finish_notebook(dict(cells=[cell], metadata={}))['cells'][0]['outputs'] == [
         dict(output_type='display_data', metadata={}, data={'text/plain': 'bar'}),
         dict(output_type='display_data', metadata={}, data={'text/html': '<div>fig</div>'}),
         dict(output_type='stream', name='stdout', text='red\n'),
+        dict(output_type='stream', name='stderr', text='real warning\n'),
         dict(output_type='execute_result', metadata={}, execution_count=1,
              data={'text/markdown': '[source](https://g.com/a.py#L1)'})]
 
@@ -272,6 +280,27 @@ def widget_models(page_html: str, model_name: str) -> list:
     return [k for k, v in state.items() if v['model_name'] == model_name]
 
 
+FIT_JS = """() => { const main = document.querySelector('main.sn-main');
+  const col = main.clientWidth - parseFloat(getComputedStyle(main).paddingLeft) - parseFloat(getComputedStyle(main).paddingRight);
+  const over = [...document.querySelectorAll('.js-plotly-plot, .jp-OutputArea-output')]
+    .map(e => Math.round(e.getBoundingClientRect().width - col)).filter(d => d > 1);
+  if (document.documentElement.scrollWidth > document.documentElement.clientWidth + 1)
+    over.push('page ' + (document.documentElement.scrollWidth - document.documentElement.clientWidth));
+  return over; }"""
+# the steering figures a page shows in place of a live explorer (after the note saying why): title and axis titles
+STEERING_LABELS_JS = """() => [...document.querySelectorAll('.steering-note')].map(n => {
+  const g = n.parentElement.querySelector('.js-plotly-plot');
+  return {title: g && (g.querySelector('.gtitle') || {}).textContent,
+          axes: g ? [...g.querySelectorAll('.g-xtitle, .g-ytitle')].map(t => t.textContent) : []}; })"""
+
+
+def screenshot(pg, name: str):
+    "Save what the test saw under steerable_outputs/screenshots/ (git-ignored), for a person to look at."
+    out = ROOT / 'steerable_outputs' / 'screenshots'
+    out.mkdir(parents=True, exist_ok=True)
+    pg.screenshot(path=out / f"docs-{name.replace('/', '-').replace('.html', '')}.png", full_page=True)
+
+
 def check_page(pg, base: str, page: str, pages: list, unbuilt) -> dict:
     "Figures drawn, widgets rendered, math typeset, the sidebar links every page, same-site links resolve."
     raw_figs = pg.locator('.js-plotly-plot').count()
@@ -286,7 +315,14 @@ def check_page(pg, base: str, page: str, pages: list, unbuilt) -> dict:
         r = pg.request.get(url, timeout=WAIT_MS)
         assert r.ok, f"{page} links to {url}: HTTP {r.status}"
     views = pg.locator('script[type="application/vnd.jupyter.widget-view+json"]').count()
-    return dict(figures=raw_figs, widgets=views, math=pg.locator('mjx-container').count())
+    # what a reader sees: nothing wider than the page's column, no stderr block, titled and labelled steering figures
+    wide = pg.evaluate(FIT_JS)
+    assert wide == [], f"{page}: wider than their column (px): {wide}"
+    assert pg.locator('[data-mime-type="application/vnd.jupyter.stderr"]').count() == 0, f"{page}: a stderr block"
+    labels = pg.evaluate(STEERING_LABELS_JS)
+    for fig in labels:
+        assert fig['title'] and all(fig['axes']) and len(fig['axes']) >= 2, f"{page}: a steering figure lost labels: {fig}"
+    return dict(figures=raw_figs, widgets=views, math=pg.locator('mjx-container').count(), steering=len(labels))
 
 
 def check_site(browser, site: Path, unbuilt: set = frozenset()):
@@ -300,6 +336,7 @@ def check_site(browser, site: Path, unbuilt: set = frozenset()):
             n_fw = len(widget_models(raw, 'AnyModel'))  # every anywidget in our pages is a plotly FigureWidget
             pg, problems = open_page(browser, base, page, n_static + n_fw)
             try:
+                screenshot(pg, f"{site.parent.name}-{page}")
                 report[page] = check_page(pg, base, page, pages, unbuilt)
                 assert report[page]['figures'] == n_static + n_fw, f"{page}: {report[page]} but {n_static} + {n_fw}"
                 assert problems == [], f"{page}:\n" + '\n'.join(problems)

@@ -105,31 +105,45 @@ def _wait_change(page, before, what: str, timeout_s: float = 30):
 # Latency of a move, as a person feels it: from the key press (keydown, seen by the page) to plotly's
 # `plotly_afterplot` that shows the moved point, and to the readout's change. Recorded in the page, so the
 # times are the browser's own clock.
-PROBE_JS = """() => { const g = document.querySelector('.js-plotly-plot');
+PROBE_JS = """() => { const plots = [...document.querySelectorAll('.js-plotly-plot')];
   const readout = document.querySelector('.steering-readout').closest('.widget-html-content') ||
                   document.querySelector('.steering-readout').parentElement;
-  const p = window.__probe = {after: [], keys: [], readout: []};
-  g.on('plotly_afterplot', () => p.after.push([performance.now(), g.data[4].x[0]]));
+  const label = document.querySelector('.widget-slider .widget-label');
+  const p = window.__probe = {after: [], keys: [], readout: [], label: []};
+  new MutationObserver(() => p.label.push(performance.now())).observe(label,
+      {childList: true, subtree: true, characterData: true});
+  plots.forEach((g, i) => g.on('plotly_afterplot', () => p.after.push([performance.now(), g.data[4].x[0], i])));
   document.addEventListener('keydown', () => p.keys.push(performance.now()), true);
   new MutationObserver(() => p.readout.push(performance.now())).observe(readout,
       {childList: true, subtree: true, characterData: true}); }"""
 
+ALL_JS = """() => [...document.querySelectorAll('.js-plotly-plot')].map(g => g.data[4].x[0])"""
+
 def move_latencies(page, handle, n: int = 20, key: str = 'ArrowRight') -> dict:
-    "Milliseconds from each of `n` key presses on a slider `handle` to the redraw and to the readout's change."
+    """Milliseconds from each of `n` key presses on the first slider's `handle` to the first figure's redraw that shows
+    the move (plotly_afterplot), to every figure's, to the readout's change and to the slider label's."""
     page.evaluate(PROBE_JS)
     handle.focus()
-    plot, readout = [], []
+    plot, every, readout, label = [], [], [], []
     for _ in range(n):
-        before = page.evaluate(TRACE_JS)[0]
-        k, a, r = page.evaluate("() => [__probe.keys.length, __probe.after.length, __probe.readout.length]")
+        xs = page.evaluate(ALL_JS)
+        before = xs[0]
+        k, a, r, l = page.evaluate("() => [__probe.keys.length, __probe.after.length, __probe.readout.length, "
+                                   "__probe.label.length]")
         page.keyboard.press(key)
-        page.wait_for_function("([a, x]) => __probe.after.slice(a).some(e => e[1] !== x)", arg=[a, before])
+        page.wait_for_function("([a, xs]) => xs.every((x, i) => __probe.after.slice(a).some(e => e[2] === i && e[1] !== x))",
+                               arg=[a, xs])
         page.wait_for_timeout(400)  # let the kernel finish (plotly's deltas back to Python) before the next press
-        t = page.evaluate("([k, a, r, x]) => [__probe.keys[k], __probe.after.slice(a).find(e => e[1] !== x)[0], "
-                          "__probe.readout[r]]", [k, a, r, before])
+        t = page.evaluate("([k, a, r, l, xs]) => [__probe.keys[k], "
+                          "__probe.after.slice(a).find(e => e[2] === 0 && e[1] !== xs[0])[0], "
+                          "__probe.readout[r], __probe.label[l], "
+                          "Math.max(...xs.map((x, i) => __probe.after.slice(a).find(e => e[2] === i && e[1] !== x)[0]))]",
+                          [k, a, r, l, xs])
         plot.append(t[1] - t[0])
+        every.append(t[4] - t[0])
         if t[2] is not None: readout.append(t[2] - t[0])  # (a move that leaves the readout's digits alone: none)
-    return dict(plot=plot, readout=readout)
+        if t[3] is not None: label.append(t[3] - t[0])
+    return dict(plot=plot, every=every, readout=readout, label=label)
 
 def _summary(ms: list[float]) -> str:
     s = sorted(ms)
@@ -155,22 +169,25 @@ def test_explorer_in_jupyterlab(lab, tmp_path):
             page.keyboard.press('Shift+Enter')
             page.wait_for_selector('.widget-slider', state='visible')
             page.wait_for_selector('.js-plotly-plot', state='visible')
-            # side by side: six traces for the steerable model, six for the invariant baseline
-            page.wait_for_function("() => { const g = document.querySelector('.js-plotly-plot'); "
-                                   "return g && g.data && g.data.length === 12; }")
+            # side by side: a figure of six traces for the steerable model, one for the invariant baseline
+            page.wait_for_function("() => { const g = [...document.querySelectorAll('.js-plotly-plot')]; "
+                                   "return g.length === 2 && g.every(f => f.data && f.data.length === 6); }")
             page.screenshot(path=shots / '1-explorer.png', full_page=True)
             start = page.evaluate(TRACE_JS)
             assert start is not None
             assert _slider_label(page, 0) == 'brightness ×1.00 · θ = +0.00', _slider_label(page, 0)
-            assert page.locator('.widget-slider .widget-readout').count() == 0  # no second, unlabelled number
+            assert page.locator('.widget-slider .widget-readout:visible').count() == 0  # no second, unlabelled number
             # every mark explains itself: title and subtitle, the paths' ends, f(x), the readout's caption, the gallery
-            seen = page.evaluate("""() => { const g = document.querySelector('.js-plotly-plot');
-                return {title: g.layout.title.text, text: [...g.querySelectorAll('.textpoint text')].map(t => t.textContent),
-                        axes: [...g.querySelectorAll('.g-xtitle, .g-ytitle')].map(t => t.textContent)}; }""")
-            assert 'PCA' in seen['title'] and 'brightness' in seen['title'], seen
-            assert seen['text'].count('θ = −1') == 4 and seen['text'].count('θ = +1') == 4, seen  # 2 paths x 2 panels
-            assert seen['text'].count('f(x)') == 2 and all(re.fullmatch(r'PC\d \d+%', a) for a in seen['axes']), seen
+            seen = page.evaluate("""() => [...document.querySelectorAll('.js-plotly-plot')].map(g => ({
+                title: g.querySelector('.gtitle').textContent,
+                text: [...g.querySelectorAll('.textpoint text')].map(t => t.textContent),
+                axes: [...g.querySelectorAll('.g-xtitle, .g-ytitle')].map(t => t.textContent)}))""")
+            assert [f['title'] for f in seen] == ['steerable (exp)', 'invariant (M = I)'], seen
+            for f in seen:  # the paths' ends named, f(x) named, the axes say which component and its share
+                assert f['text'].count('θ = −1') == 2 and f['text'].count('θ = +1') == 2 and 'f(x)' in f['text'], f
+                assert len(f['axes']) == 2 and all(re.fullmatch(r'PC\d \d+%', a) for a in f['axes']), f
             side = page.locator('.jp-Notebook .jp-Cell').nth(0).locator('.jp-OutputArea-output').inner_text()
+            assert 'the paths: brightness from θ = −1 to +1' in side and 'PCA' in side, side  # the caption
             assert '0 = on the true point, 1 = no better than M = I' in side, side
             assert side.count('cos 0.') + side.count('cos 1.') + side.count('cos -') == 20, side  # 4 rows of 5
 
@@ -195,16 +212,18 @@ def test_explorer_in_jupyterlab(lab, tmp_path):
             _wait_change(page, dragged, 'pressing ArrowLeft on the brightness slider')
             page.wait_for_timeout(1000)  # let the last updates land before the picture
             page.screenshot(path=shots / 'jupyterlab.png', full_page=True)
-            # the invariant panel's steered path is flat: every point of trace 7 is f(x)
-            flat = page.evaluate("() => { const d = document.querySelector('.js-plotly-plot').data[7]; "
+            # the invariant panel's steered path is flat: every point of its trace 1 is f(x)
+            flat = page.evaluate("() => { const d = document.querySelectorAll('.js-plotly-plot')[1].data[1]; "
                                  "return d.x.every(v => Math.abs(v - d.x[0]) < 1e-6) && "
                                  "d.y.every(v => Math.abs(v - d.y[0]) < 1e-6); }")
             assert flat, "the invariant baseline's steered path should be a single point"
 
             # the benchmark (printed, not asserted): key press -> redraw, and -> readout, one move at a time
             lat = move_latencies(page, handle)
-            print(f"browser, key press -> plotly_afterplot: {_summary(lat['plot'])}; "
-                  f"-> readout: {_summary(lat['readout'])} ({len(lat['plot'])} moves)")
+            print(f"browser, key press -> plotly_afterplot: {_summary(lat['plot'])}; -> every figure redrawn: "
+                  f"{_summary(lat['every'])}; "
+                  f"-> readout: {_summary(lat['readout'])}; -> slider label: {_summary(lat['label'])} "
+                  f"({len(lat['plot'])} moves)")
 
             # the kernel's own account: how many updates, and their median time
             page.locator('.jp-Notebook .jp-Cell').nth(1).locator('.jp-InputArea-editor').click()

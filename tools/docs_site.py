@@ -49,6 +49,9 @@ _CDN_MATHJAX = re.compile(r'<script[^>]*src="https?://[^"]*mathjax[^"]*"[^>]*>\s
 _PANDOC_ATTRS = re.compile(r'(\]\([^)\s]*\))\{[^}\n]*\}')
 _WIDGET_VIEW = 'application/vnd.jupyter.widget-view+json'
 _WIDGET_STATE = 'application/vnd.jupyter.widget-state+json'
+# stderr lines that say nothing about the page: a CUDA build of torch on a machine without a CUDA runtime prints the
+# first when `torch.utils.cpp_extension` is imported (e.g. by `torch.utils.benchmark`)
+STDERR_NOISE = (re.compile(r'^.*No CUDA runtime is found.*$\n?', re.M),)
 
 
 def _cache_home(cache_dir=None) -> Path:
@@ -217,6 +220,12 @@ def _plain_cell(i: int, c: dict, skip_slow: bool) -> dict:
     return c
 
 
+SLOW_BANNER = ('<div class="sn-banner" role="note"><b>Built quickly:</b> {n} slow cell{s} of this notebook {were} '
+               'skipped (<code>--skip_slow</code>), so the results below come from the quick stand-ins the '
+               'notebook sets up for its tests (short training runs), not from the full runs. Build the docs '
+               'without <code>--skip_slow</code> for the real figures.</div>')
+
+
 def prepare_notebook(nb_path: str | Path,  # a notebook inside the project's nbs/
                      skip_slow: bool = False,  # tag `#| slow` cells not to run
                     ) -> dict:  # notebook JSON, ready to execute; metadata.title holds its title
@@ -233,6 +242,11 @@ def prepare_notebook(nb_path: str | Path,  # a notebook inside the project's nbs
     d = nb2dict(nb)
     d['metadata']['title'] = fm.get('title') or Path(nb_path).stem
     d['cells'] = [_plain_cell(i, c, skip_slow) for i, c in enumerate(d['cells'])]
+    skipped = sum(skip_slow and 'slow' in leading_directives(c['source'])[1]
+                  for c in d['cells'] if c['cell_type'] == 'code')
+    if skipped:  # say so at the top of the page, under its title
+        text = SLOW_BANNER.format(n=skipped, s='s' if skipped > 1 else '', were='were' if skipped > 1 else 'was')
+        d['cells'].insert(1 if head else 0, _plain_cell(-1, dict(cell_type='markdown', metadata={}, source=text), False))
     return d
 
 
@@ -242,7 +256,8 @@ def _run(node, cwd, timeout: int, name: str):
     from nbclient.exceptions import CellExecutionError, CellTimeoutError
     client = NotebookClient(node, timeout=timeout, kernel_name='python3', store_widget_state=True,
                             record_timing=False, resources={'metadata': {'path': str(cwd)}})
-    env = {**os.environ, 'PLOTLY_RENDERER': 'notebook'}  # figures as HTML, plotly.js inlined once per page
+    env = {**os.environ, 'PLOTLY_RENDERER': 'notebook',  # figures as HTML, plotly.js inlined once per page
+           'STEERABLE_NB_PAGE': 'static'}  # no kernel behind the page: an explorer shows its kernel-free figure
     try:
         client.execute(env=env)
     except (CellExecutionError, CellTimeoutError) as e:
@@ -322,6 +337,9 @@ def _finish_output(o: dict, fix, models: set) -> dict:
     "An output as the page shows it: no ANSI colours, no CDN MathJax, local links, no view of a lost widget."
     if o.get('output_type') == 'stream':
         o['text'] = _ANSI.sub('', _text(o['text']))
+        if o.get('name') == 'stderr':
+            for noise in STDERR_NOISE:
+                o['text'] = noise.sub('', o['text'])
     data = o.get('data', {})
     for mime in ('text/markdown', 'text/html'):
         if isinstance(data.get(mime), list):
@@ -347,7 +365,8 @@ def _finish_code_cell(c: dict, fix, models: set) -> dict | None:
     if opts.get('output', '').lower() == 'false':
         c['outputs'] = []
     outs = [_finish_output(o, fix, models) for o in c.get('outputs', [])]
-    c['outputs'] = [o for o in outs if o.get('output_type') not in ('display_data', 'execute_result') or o['data']]
+    c['outputs'] = [o for o in outs if (o.get('output_type') not in ('display_data', 'execute_result') or o['data'])
+                    and (o.get('output_type') != 'stream' or o['text'].strip())]
     if c.get('metadata', {}).get('tags'):
         c['metadata']['tags'] = [t for t in c['metadata']['tags'] if t != SKIP_TAG]
     return c if c['source'] or c['outputs'] else None

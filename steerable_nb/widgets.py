@@ -196,7 +196,8 @@ _WHITE_EDGE = dict(color='white', width=1)
 _STYLES = (  # the current true point is larger than the steered one, and f(x) a ring: all three show at θ = 0
     dict(mode='lines+markers+text', line=dict(color=_BLUE, width=2), marker=dict(size=4),
          textposition='top center', textfont=dict(color=_BLUE, size=11)),
-    dict(mode='lines+markers+text', line=dict(color=_ORANGE, width=2, dash='dash'), marker=dict(size=4, symbol='diamond'),
+    dict(mode='lines+markers+text', line=dict(color=_ORANGE, width=2, dash='dash'),
+         marker=dict(size=4, symbol='diamond'),
          textposition='bottom center', textfont=dict(color=_ORANGE, size=11)),
     dict(mode='lines', line=dict(color='#d62728', width=4)),
     dict(mode='markers+text', marker=dict(color='black', size=20, symbol='circle-open', line=dict(width=2)),
@@ -211,7 +212,7 @@ def theta_label(spec, value: float) -> str:
 
 def _end_labels(n: int) -> list[str]:
     "Text for a path of n grid points: its two ends named, nothing between."
-    return ['θ = −1'] + [''] * (n - 2) + ['θ = +1']
+    return ['θ = −1'] + [None] * (n - 2) + ['θ = +1']  # None: no text element drawn for the points between
 
 def trace_data(view: SteeringView, state: dict, dims: int = 2) -> list[dict]:
     "x, y (and z) coordinates and hover text of the six traces that draw `state` in `view`'s PCA basis."
@@ -427,7 +428,8 @@ def _make_layout(self: SteeringExplorer):
     self.readout, self.neighbours, self.caption = W.HTML(), W.HTML(), W.HTML()
     self._fig_box = W.HBox(layout=wrap())
     images_box = W.HBox([W.VBox([W.HTML('<b>x</b>'), self.original]),
-                         W.VBox([W.HTML('<b>g<sub>θ</sub>(x)</b>'), self.augmented])], layout=W.Layout(margin='0 0 0 16px'))
+                         W.VBox([W.HTML('<b>g<sub>θ</sub>(x)</b>'), self.augmented])],
+                        layout=W.Layout(margin='0 0 0 16px'))
     controls = W.VBox([W.HBox([self.picker, self.reset_button, self.view_toggle, self.compare], layout=wrap()),
                        *self.sliders.values()])
     side = W.VBox([self.readout, self.neighbours], layout=W.Layout(width='420px', margin='8px 0 0 8px'))
@@ -474,8 +476,9 @@ def view(self: SteeringExplorer, panel: int = 0, index: int | None = None) -> St
 def _rebuild(self: SteeringExplorer):
     "New FigureWidgets for the current mode (2-D / 3-D, one or two panels): one small figure per panel."
     dims, figs = self.view_toggle.value, []
+    width = 460 if len(self.panels) == 1 else 400  # two panels and the readout fit a wide notebook side by side
     for p, m in enumerate(self.panels):
-        fig = go.Figure(layout=dict(height=500, width=440, margin=dict(l=50, r=10, t=40, b=10), hovermode='closest',
+        fig = go.Figure(layout=dict(height=500, width=width, margin=dict(l=50, r=10, t=40, b=10), hovermode='closest',
                                     legend=dict(orientation='h', yanchor='top', y=-0.12, x=0), uirevision='keep',
                                     title=dict(text=_panel_name(m), font=dict(size=14)), showlegend=p == 0))
         with torch_threads(self.threads): st = self.view(p).state(self.theta, self.moved)
@@ -492,20 +495,20 @@ def _rebuild(self: SteeringExplorer):
 
 @patch
 def _title(self: SteeringExplorer) -> str:
-    "The caption above the figures: whose sweep the paths show, and what the axes are. It changes with the slider moved."
+    "The caption above the figures: whose sweep the paths show and what the axes are (it changes with the slider)."
     return (f"<div style='font-size:14px;margin-top:6px'>the paths: <b>{self.aug.param_names[self.moved]}</b> from "
             f"θ = −1 to +1, the other sliders where they are<br>{_subtitle(self.view_toggle.value)}</div>")
 
 @patch
 def update(self: SteeringExplorer):
-    "Recompute the current θ's points (and the sweep if needed); send each figure's changes first, one message each."
+    "Recompute the current θ's points (and the sweep if needed); send each figure its changes first, one message each."
     t0 = time.perf_counter()
     theta, dims = self.theta, self.view_toggle.value
     with torch_threads(self.threads):
         self.states = []
         for p, fig in enumerate(self.figures):  # the steerable panel first: computed, sent, drawn
             self.states.append(self.view(p).state(theta, self.moved))
-            with fig.batch_update(): self._draw_panel(fig, p, self.states[-1], dims)
+            self._draw_panel(fig, p, self.states[-1], dims)
         self.caption.value = self._title()  # sent only when it changed (traitlets compare)
         self.readout.value = self._readout(self.states)
         self.augmented.value = _png(self.states[0]['augmented'].cpu(), 112)
@@ -518,18 +521,19 @@ def _draw_panel(self: SteeringExplorer, fig: go.FigureWidget, p: int, st: dict, 
     view, j = self.view(p), st['moved']
     data = trace_data(view, st, dims)
     key = (j, view._key(j, st['theta']), self.index)
-    same_paths = self._drawn.get(p) == key  # then only the current points and the error move
-    for i, (tr, d) in enumerate(zip(fig.data, data)):
-        if not (same_paths and i in (0, 1, 3)): tr.update(d)
+    last = self._drawn.get(p)  # the same sweep: only the current points and the error move; the same image: f(x) stays
+    traces = [2, 4, 5] if last == key else [0, 1, 2, 4, 5] if last and last[2] == self.index else list(range(6))
+    restyle = {k: [data[i][k] for i in traces] for k in data[0]}
     self._drawn[p] = key
     # the axes: the image's one basis, widened (never narrowed) while the same image is on show
-    old = self._axes.get(p)
+    old, relayout = self._axes.get(p), {}
     ranges = _axis_ranges(view.basis, data, dims)
     if old is not None and old[0] == self.index:
         ranges = [[min(a[0], b[0]), max(a[1], b[1])] for a, b in zip(ranges, old[1])]
     if old is None or old != (self.index, ranges):
-        fig.update_layout(_axis_layout(fig, None, view.basis, ranges))
+        relayout = _axis_layout(fig, None, view.basis, ranges)
         self._axes[p] = (self.index, ranges)
+    fig.plotly_update(restyle, relayout, traces)  # one message; plotly leaves out values that did not change
 
 @patch
 def _readout(self: SteeringExplorer, states) -> str:
@@ -575,8 +579,9 @@ def _show_neighbours(self: SteeringExplorer, states):
             self.retrieved.append(idx)
             rows.append(f"<tr><td style='font-size:80%;padding-right:6px'>{html.escape(_panel_name(m))},<br>by the "
                         f"{what}</td>{''.join(cell.format(self._thumb(i), s) for i, s in zip(idx, sims))}</tr>")
-    self.neighbours.value = (f"<div style='font-size:90%;margin-top:8px'>nearest gallery images (cos = cosine "
-                             f"similarity to the embedding)</div><table class='steering-gallery'>{''.join(rows)}</table>")
+    self.neighbours.value = ("<div style='font-size:90%;margin-top:8px'>nearest gallery images (cos = cosine "
+                             "similarity to the embedding)</div>"
+                             f"<table class='steering-gallery'>{''.join(rows)}</table>")
 
 
 # %% ../nbs/07_widgets.ipynb #2f8f8469

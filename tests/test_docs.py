@@ -187,6 +187,10 @@ def test_render_page(tiny):
     assert '<title>Tiny</title>' in out and '<h1 id="Tiny"><span id="tiny"></span>Tiny' in out
     assert 'SystemExit' in out and 'show_doc(double)' not in out and 'In&nbsp;[' not in out
     assert '<main class="sn-main" data-pagefind-body="">' in out and 'PagefindUI' not in out
+    math = _nb(('markdown', 'Steer $M(\\theta) f(x)$ with `$x$` in code.\n\n$$a^2$$'))
+    page = ds.render_page(math, 'math.html')  # search skips raw LaTeX; MathJax still typesets it
+    assert '<span data-pagefind-ignore="">$M(\\theta) f(x)$</span>' in page and '<code>$x$</code>' in page, page
+    assert '<span data-pagefind-ignore="">$$a^2$$</span>' in page
     searchable = ds.render_page(done, 'tutorials/tiny.html', nav, 'proj', search=True)
     assert '<script src="../pagefind/pagefind-ui.js"></script>' in searchable and 'new PagefindUI(' in searchable
 
@@ -281,7 +285,8 @@ def widget_models(page_html: str, model_name: str) -> list:
 
 
 FIT_JS = """() => { const main = document.querySelector('main.sn-main');
-  const col = main.clientWidth - parseFloat(getComputedStyle(main).paddingLeft) - parseFloat(getComputedStyle(main).paddingRight);
+  const css = getComputedStyle(main);
+  const col = main.clientWidth - parseFloat(css.paddingLeft) - parseFloat(css.paddingRight);
   const over = [...document.querySelectorAll('.js-plotly-plot, .jp-OutputArea-output')]
     .map(e => Math.round(e.getBoundingClientRect().width - col)).filter(d => d > 1);
   if (document.documentElement.scrollWidth > document.documentElement.clientWidth + 1)
@@ -321,7 +326,7 @@ def check_page(pg, base: str, page: str, pages: list, unbuilt) -> dict:
     assert pg.locator('[data-mime-type="application/vnd.jupyter.stderr"]').count() == 0, f"{page}: a stderr block"
     labels = pg.evaluate(STEERING_LABELS_JS)
     for fig in labels:
-        assert fig['title'] and all(fig['axes']) and len(fig['axes']) >= 2, f"{page}: a steering figure lost labels: {fig}"
+        assert fig['title'] and all(fig['axes']) and len(fig['axes']) >= 2, f"{page}: a steering figure's labels: {fig}"
     return dict(figures=raw_figs, widgets=views, math=pg.locator('mjx-container').count(), steering=len(labels))
 
 
@@ -390,7 +395,8 @@ WIDGETS_NB = _nb(
              "w.jslink((a, 'value'), (b, 'value'))\nw.VBox([a, b, w.Button(description='reset', icon='undo')])"),
     ('code', "fig = go.FigureWidget(go.Scatter(x=[0, 1, 2], y=[1, 3, 2], name='widget'))\nfig"),
     ('code', "#| echo: false\ngo.Figure(go.Bar(x=['a', 'b'], y=[1, 2]))"),
-    ('code', "hidden = go.FigureWidget()  # never shown: left out of the page's widget state"))
+    ('code', "hidden = go.FigureWidget()  # never shown: left out of the page's widget state"),
+    ('code', "print('quo' + 'kka')  # printed output: not searchable (the word is not in the code)"))
 
 
 @pytest.fixture(scope='module')
@@ -492,6 +498,8 @@ def test_search_finds_pages(widget_site, browser):
             assert pg.title() == 'Scratch'
             assert [urldefrag(u).url for u in search(pg, 'kernel')] == [base + 'tutorials/widgets.html']
             assert search(pg, 'zebrafish') == []
+            assert search(pg, 'quokka') == [] and search(pg, 'theta') == []  # outputs and raw LaTeX are not indexed
+            assert [urldefrag(u).url for u in search(pg, 'hidden')] == [base + 'tutorials/widgets.html']  # code is
             assert problems == [], problems
         finally:
             pg.close()

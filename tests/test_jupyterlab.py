@@ -131,13 +131,14 @@ def move_latencies(page, handle, n: int = 20, key: str = 'ArrowRight') -> dict:
         k, a, r, l = page.evaluate("() => [__probe.keys.length, __probe.after.length, __probe.readout.length, "
                                    "__probe.label.length]")
         page.keyboard.press(key)
-        page.wait_for_function("([a, xs]) => xs.every((x, i) => __probe.after.slice(a).some(e => e[2] === i && e[1] !== x))",
-                               arg=[a, xs])
+        page.wait_for_function("([a, xs]) => xs.every((x, i) => "
+                               "__probe.after.slice(a).some(e => e[2] === i && e[1] !== x))", arg=[a, xs])
         page.wait_for_timeout(400)  # let the kernel finish (plotly's deltas back to Python) before the next press
         t = page.evaluate("([k, a, r, l, xs]) => [__probe.keys[k], "
                           "__probe.after.slice(a).find(e => e[2] === 0 && e[1] !== xs[0])[0], "
                           "__probe.readout[r], __probe.label[l], "
-                          "Math.max(...xs.map((x, i) => __probe.after.slice(a).find(e => e[2] === i && e[1] !== x)[0]))]",
+                          "Math.max(...xs.map((x, i) => "
+                          "__probe.after.slice(a).find(e => e[2] === i && e[1] !== x)[0]))]",
                           [k, a, r, l, xs])
         plot.append(t[1] - t[0])
         every.append(t[4] - t[0])
@@ -147,7 +148,8 @@ def move_latencies(page, handle, n: int = 20, key: str = 'ArrowRight') -> dict:
 
 def _summary(ms: list[float]) -> str:
     s = sorted(ms)
-    return f"median {statistics.median(s):.0f} ms (min {s[0]:.0f}, quartiles {s[len(s) // 4]:.0f}–{s[3 * len(s) // 4]:.0f}, max {s[-1]:.0f})"
+    q1, q3 = s[len(s) // 4], s[3 * len(s) // 4]
+    return f"median {statistics.median(s):.0f} ms (min {s[0]:.0f}, quartiles {q1:.0f}–{q3:.0f}, max {s[-1]:.0f})"
 
 def _slider_label(page, index: int) -> str:
     return page.locator('.widget-slider').nth(index).locator('.widget-label').first.inner_text()

@@ -135,6 +135,12 @@ def pagefind_command(node_modules: Path  # from `js_packages`
     return exe if p.returncode == 0 else None
 
 
+# What search leaves out: the headings' '¶' links, and the outputs that are not prose (printed text, tables, figures,
+# errors); markdown outputs (the API docs `show_doc` writes) stay. Math is marked by `_unsearchable_math`.
+SEARCH_EXCLUDES = ('.anchor-link', *(f'.jp-OutputArea-output[data-mime-type="{m}"]' for m in
+                                    ('text/plain', 'text/html', 'application/vnd.jupyter.stderr')))
+
+
 def index_site(site: str | Path,  # the built site's folder
                pagefind: Path,  # from `pagefind_command`
                timeout: float = 600,  # seconds for the indexing
@@ -143,7 +149,7 @@ def index_site(site: str | Path,  # the built site's folder
     out = Path(site) / 'pagefind'
     shutil.rmtree(out, ignore_errors=True)
     cmd = [str(pagefind), '--site', str(site), '--keep-index-url',  # links as the sidebar's, index.html included
-           '--exclude-selectors', '.anchor-link']  # the headings' '¶' links
+           *[a for sel in SEARCH_EXCLUDES for a in ('--exclude-selectors', sel)]]
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     if p.returncode != 0 or not (out / 'pagefind-ui.js').exists():
         raise RuntimeError(f"pagefind --site {site} failed (exit {p.returncode}): {(p.stdout + p.stderr)[-2000:]}")
@@ -246,7 +252,8 @@ def prepare_notebook(nb_path: str | Path,  # a notebook inside the project's nbs
                   for c in d['cells'] if c['cell_type'] == 'code')
     if skipped:  # say so at the top of the page, under its title
         text = SLOW_BANNER.format(n=skipped, s='s' if skipped > 1 else '', were='were' if skipped > 1 else 'was')
-        d['cells'].insert(1 if head else 0, _plain_cell(-1, dict(cell_type='markdown', metadata={}, source=text), False))
+        banner = _plain_cell(-1, dict(cell_type='markdown', metadata={}, source=text), False)
+        d['cells'].insert(1 if head else 0, banner)
     return d
 
 
@@ -448,6 +455,21 @@ def sidebar_html(entries: list,  # from `sidebar_entries`
     return ''.join(parts) + '</ul>'
 
 
+_MARKDOWN_DIV = re.compile(r'(<div class="[^"]*jp-RenderedMarkdown[^"]*"[^>]*>)(.*?)(</div>)', re.S)
+_CODE = re.compile(r'(<(code|pre)\b.*?</\2>)', re.S)
+_MATH = re.compile(r'\$\$.+?\$\$|(?<![\\$])\$(?=\S)[^$\n]+?(?<=\S)\$', re.S)
+
+
+def _unsearchable_math(page: str) -> str:
+    "Wrap raw LaTeX in markdown (not in code) in `data-pagefind-ignore` spans: MathJax typesets it, search skips it."
+    def in_markdown(m):
+        parts = _CODE.split(m.group(2))  # every third part from 1 is a code block (the next one its tag name)
+        text = ''.join(x if i % 3 else _MATH.sub(lambda k: f'<span data-pagefind-ignore="">{k.group(0)}</span>', x)
+                       for i, x in enumerate(parts) if i % 3 != 2)
+        return m.group(1) + text + m.group(3)
+    return _MARKDOWN_DIV.sub(in_markdown, page)
+
+
 def _lower_anchors(page: str) -> str:
     "Add the lower-case anchors nbdev's links use beside nbconvert's heading ids."
     ids = set(re.findall(r' id="([^"]+)"', page))
@@ -480,7 +502,7 @@ def render_page(nb: dict,  # a finished notebook's JSON
     resources = dict(metadata=dict(name=nb.get('metadata', {}).get('title', page)), sn_prefix=prefix,
                      sn_sidebar=sidebar, sn_site_title=site_title, sn_home=prefix + home, sn_search=search)
     body, _ = ex.from_notebook_node(nbformat.from_dict(json.loads(json.dumps(nb))), resources=resources)
-    return _lower_anchors(body)
+    return _unsearchable_math(_lower_anchors(body))
 
 
 # ---------------------------------------------------------------------------------------------------------------------

@@ -124,27 +124,27 @@ def move_latencies(page, handle, n: int = 20, key: str = 'ArrowRight') -> dict:
     the move (plotly_afterplot), to every figure's, to the readout's change and to the slider label's."""
     page.evaluate(PROBE_JS)
     handle.focus()
-    plot, every, readout, label = [], [], [], []
+    plot, every, readout, label, draws = [], [], [], [], []
     for _ in range(n):
         xs = page.evaluate(ALL_JS)
-        before = xs[0]
         k, a, r, l = page.evaluate("() => [__probe.keys.length, __probe.after.length, __probe.readout.length, "
                                    "__probe.label.length]")
         page.keyboard.press(key)
-        page.wait_for_function("([a, xs]) => xs.every((x, i) => "
-                               "__probe.after.slice(a).some(e => e[2] === i && e[1] !== x))", arg=[a, xs])
+        page.wait_for_function("([a, x]) => __probe.after.slice(a).some(e => e[2] === 0 && e[1] !== x)",
+                               arg=[a, xs[0]])
         page.wait_for_timeout(400)  # let the kernel finish (plotly's deltas back to Python) before the next press
         t = page.evaluate("([k, a, r, l, xs]) => [__probe.keys[k], "
                           "__probe.after.slice(a).find(e => e[2] === 0 && e[1] !== xs[0])[0], "
                           "__probe.readout[r], __probe.label[l], "
-                          "Math.max(...xs.map((x, i) => "
-                          "__probe.after.slice(a).find(e => e[2] === i && e[1] !== x)[0]))]",
+                          "Math.max(...xs.map((x, i) => "  # a figure whose point did not move is not redrawn
+                          "(__probe.after.slice(a).find(e => e[2] === i && e[1] !== x) || [0])[0]))]",
                           [k, a, r, l, xs])
         plot.append(t[1] - t[0])
         every.append(t[4] - t[0])
+        draws.append(page.evaluate("a => __probe.after.length - a", a) / len(xs))  # redraws per figure and move
         if t[2] is not None: readout.append(t[2] - t[0])  # (a move that leaves the readout's digits alone: none)
         if t[3] is not None: label.append(t[3] - t[0])
-    return dict(plot=plot, every=every, readout=readout, label=label)
+    return dict(plot=plot, every=every, readout=readout, label=label, draws=statistics.mean(draws))
 
 def _summary(ms: list[float]) -> str:
     s = sorted(ms)
@@ -225,7 +225,7 @@ def test_explorer_in_jupyterlab(lab, tmp_path):
             print(f"browser, key press -> plotly_afterplot: {_summary(lat['plot'])}; -> every figure redrawn: "
                   f"{_summary(lat['every'])}; "
                   f"-> readout: {_summary(lat['readout'])}; -> slider label: {_summary(lat['label'])} "
-                  f"({len(lat['plot'])} moves)")
+                  f"({len(lat['plot'])} moves, {lat['draws']:.1f} redraws per figure and move)")
 
             # the kernel's own account: how many updates, and their median time
             page.locator('.jp-Notebook .jp-Cell').nth(1).locator('.jp-InputArea-editor').click()

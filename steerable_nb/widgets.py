@@ -262,11 +262,13 @@ def _subtitle(dims: int) -> str:
     return (f"<sub>axes: PC1–{dims} of one PCA per image and model, fitted once on every slider's sweep "
             "(% = share of their variance)</sub>")
 
-def _traces(data: list[dict], dims: int, showlegend: bool) -> list:
+def _traces(data: list[dict], dims: int, showlegend: bool,
+            steered_ends: bool = True) -> list: # label the steered path's ends (not where it is one point, M = I)
     "Styled plotly traces for `trace_data`'s output (one legend entry per kind, shared by the panels)."
     cls = go.Scatter3d if dims == 3 else go.Scatter
     ends = dict(text=_end_labels(len(data[0]['x'])))
-    return [cls(name=n, legendgroup=n, showlegend=showlegend, hoverinfo='text', **style, **(ends if i < 2 else {}),
+    named = (0, 1) if steered_ends else (0,)
+    return [cls(name=n, legendgroup=n, showlegend=showlegend, hoverinfo='text', **style, **(ends if i in named else {}),
                 **d) for i, (n, style, d) in enumerate(zip(TRACE_NAMES, _STYLES, data))]
 
 
@@ -482,7 +484,7 @@ def _rebuild(self: SteeringExplorer):
                                     legend=dict(orientation='h', yanchor='top', y=-0.12, x=0), uirevision='keep',
                                     title=dict(text=_panel_name(m), font=dict(size=14)), showlegend=p == 0))
         with torch_threads(self.threads): st = self.view(p).state(self.theta, self.moved)
-        fig.add_traces(_traces(trace_data(self.view(p), st, dims), dims, showlegend=p == 0))
+        fig.add_traces(_traces(trace_data(self.view(p), st, dims), dims, p == 0, m.steering.kind != 'none'))
         if dims == 3:  # the camera further out: room for the axis titles
             fig.update_scenes(aspectmode='cube', camera=dict(eye=dict(x=1.7, y=1.7, z=1.1)),
                               **{f'{a}axis': dict(title=dict(font=dict(size=11))) for a in 'xyz'})
@@ -662,7 +664,7 @@ def static_figure(self: SteeringExplorer,
     with torch_threads(self.threads):
         return _static_figure(views, self.panels, params, dims or self.view_toggle.value)
 
-# %% ../nbs/07_widgets.ipynb #abcd5c26
+# %% ../nbs/07_widgets.ipynb #7554da68
 def _check_params(view: SteeringView, params: list[str] | None) -> list[str]:
     "The parameters to step through (default: all that change the image), each known and active."
     names = view.aug.param_names
@@ -715,12 +717,13 @@ def _slider(computed: list[tuple], views: list[SteeringView], models: list, j: i
                 ticklen=2, font=dict(size=1, color='rgba(0,0,0,0)'), steps=steps,
                 currentvalue=dict(prefix='', font=dict(size=13, color='#333'), xanchor='left', offset=4))
 
-def _draw_opening(fig: go.Figure, step: dict, n: int, dims: int):
+def _draw_opening(fig: go.Figure, step: dict, models: list, dims: int):
     "The figure as it opens (θ = 0, the first slider's middle step): its traces, the augmented image and the title."
     restyle, relayout = step['args'][:2]
-    for p in range(n):
-        data = [{**{k: restyle[k][t] for k in [*'xyz'[:dims], 'hovertext']}} for t in range(6 * p, 6 * p + 6)]
-        for tr in _traces(data, dims, showlegend=p == 0): fig.add_trace(tr, row=1, col=p + 1)
+    n = len(models)
+    for p, m in enumerate(models):
+        data = [{k: restyle[k][t] for k in [*'xyz'[:dims], 'hovertext']} for t in range(6 * p, 6 * p + 6)]
+        for tr in _traces(data, dims, p == 0, m.steering.kind != 'none'): fig.add_trace(tr, row=1, col=p + 1)
     img_axes = fig.get_subplot(1, n + 1)
     (x0, x1), (y0, y1) = img_axes.xaxis.domain, img_axes.yaxis.domain  # the image sits in this box of the page
     fig.add_layout_image(source=relayout['images[0].source'], xref='paper', yref='paper', x=x0, y=y1, sizex=x1 - x0,
@@ -746,7 +749,7 @@ def _static_figure(views: list[SteeringView], models: list[SteerableModel], para
         fig.update_layout(_axis_layout(fig, p, v.basis, _axis_ranges(v.basis, data, dims)))
     sliders = [_slider(computed[s], views, models, names.index(name), s, len(params), dims, digits)
                for s, name in enumerate(params)]
-    _draw_opening(fig, sliders[0]['steps'][views[0].steps // 2], n, dims)
+    _draw_opening(fig, sliders[0]['steps'][views[0].steps // 2], models, dims)
     bottom, top = 130 + 62 * len(params), 110  # the sliders, then the legend, under the plot
     fig.update_layout(sliders=sliders, height=380 + top + bottom, hovermode='closest', autosize=True,
                       margin=dict(l=50, r=20, t=top, b=bottom),  # no width: the figure takes its column's

@@ -187,6 +187,12 @@ def test_render_page(tiny):
     assert '<title>Tiny</title>' in out and '<h1 id="Tiny"><span id="tiny"></span>Tiny' in out
     assert 'SystemExit' in out and 'show_doc(double)' not in out and 'In&nbsp;[' not in out
     assert '<main class="sn-main" data-pagefind-body="">' in out and 'PagefindUI' not in out
+    printed = _nb(('code', 'print(1)'))
+    printed['cells'][0]['outputs'] = [dict(output_type='stream', name='stdout', text='1\n'),
+                                      dict(output_type='display_data', metadata={}, data={'text/markdown': '**doc**'})]
+    page = ds.render_page(printed, 'printed.html')
+    assert '" data-mime-type="text/plain" data-pagefind-ignore="all"' in page  # printed output: not searched
+    assert '" data-mime-type="text/markdown" data-pagefind-ignore' not in page  # the API docs (show_doc): searched
     math = _nb(('markdown', 'Steer $M(\\theta) f(x)$ with `$x$` in code.\n\n$$a^2$$'))
     page = ds.render_page(math, 'math.html')  # search skips raw LaTeX; MathJax still typesets it
     assert '<span data-pagefind-ignore="">$M(\\theta) f(x)$</span>' in page and '<code>$x$</code>' in page, page
@@ -464,7 +470,7 @@ def test_rebuild_reuses_executed_notebooks(repo_site):
 def test_widget_pages_are_interactive_offline(widget_site, browser):
     assert site_pages(widget_site) == ['index.html', 'tutorials/widgets.html']
     report = check_site(browser, widget_site)
-    assert report['tutorials/widgets.html'] == dict(figures=2, widgets=2, math=0), report
+    assert report['tutorials/widgets.html'] == dict(figures=2, widgets=2, math=0, steering=0), report
     page = (widget_site / 'tutorials' / 'widgets.html').read_text()
     assert len(widget_models(page, 'AnyModel')) == 1 and len(widget_models(page, 'LinkModel')) == 1
     with serve(widget_site) as base:

@@ -135,12 +135,6 @@ def pagefind_command(node_modules: Path  # from `js_packages`
     return exe if p.returncode == 0 else None
 
 
-# What search leaves out: the headings' '¶' links, and the outputs that are not prose (printed text, tables, figures,
-# errors); markdown outputs (the API docs `show_doc` writes) stay. Math is marked by `_unsearchable_math`.
-SEARCH_EXCLUDES = ('.anchor-link', *(f'.jp-OutputArea-output[data-mime-type="{m}"]' for m in
-                                    ('text/plain', 'text/html', 'application/vnd.jupyter.stderr')))
-
-
 def index_site(site: str | Path,  # the built site's folder
                pagefind: Path,  # from `pagefind_command`
                timeout: float = 600,  # seconds for the indexing
@@ -149,7 +143,7 @@ def index_site(site: str | Path,  # the built site's folder
     out = Path(site) / 'pagefind'
     shutil.rmtree(out, ignore_errors=True)
     cmd = [str(pagefind), '--site', str(site), '--keep-index-url',  # links as the sidebar's, index.html included
-           *[a for sel in SEARCH_EXCLUDES for a in ('--exclude-selectors', sel)]]
+           '--exclude-selectors', '.anchor-link']  # the headings' '¶' links; outputs and math: see `_unsearchable`
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     if p.returncode != 0 or not (out / 'pagefind-ui.js').exists():
         raise RuntimeError(f"pagefind --site {site} failed (exit {p.returncode}): {(p.stdout + p.stderr)[-2000:]}")
@@ -458,6 +452,14 @@ def sidebar_html(entries: list,  # from `sidebar_entries`
 _MARKDOWN_DIV = re.compile(r'(<div class="[^"]*jp-RenderedMarkdown[^"]*"[^>]*>)(.*?)(</div>)', re.S)
 _CODE = re.compile(r'(<(code|pre)\b.*?</\2>)', re.S)
 _MATH = re.compile(r'\$\$.+?\$\$|(?<![\\$])\$(?=\S)[^$\n]+?(?<=\S)\$', re.S)
+# outputs that are not prose: printed text, HTML (tables, figures), errors; markdown outputs (`show_doc`) stay
+_OUTPUT = re.compile(r'(<div class="[^"]*jp-OutputArea-output[^"]*" data-mime-type="'
+                     r'(?:text/plain|text/html|application/vnd\.jupyter\.std(?:out|err))")')
+
+
+def _unsearchable(page: str) -> str:
+    "Mark what search skips (`data-pagefind-ignore`): outputs that are not prose, and raw LaTeX outside code."
+    return _unsearchable_math(_OUTPUT.sub(r'\1 data-pagefind-ignore="all"', page))
 
 
 def _unsearchable_math(page: str) -> str:
@@ -502,7 +504,7 @@ def render_page(nb: dict,  # a finished notebook's JSON
     resources = dict(metadata=dict(name=nb.get('metadata', {}).get('title', page)), sn_prefix=prefix,
                      sn_sidebar=sidebar, sn_site_title=site_title, sn_home=prefix + home, sn_search=search)
     body, _ = ex.from_notebook_node(nbformat.from_dict(json.loads(json.dumps(nb))), resources=resources)
-    return _unsearchable_math(_lower_anchors(body))
+    return _unsearchable(_lower_anchors(body))
 
 
 # ---------------------------------------------------------------------------------------------------------------------

@@ -131,6 +131,8 @@ def test_finish_outputs():
         dict(output_type='stream', name='stderr', text="W1202 cpp_extension.py:183] No CUDA runtime is found, using "
                                                        "CUDA_HOME='/usr/local'\n"),  # noise: gone, and its block
         dict(output_type='stream', name='stderr', text='No CUDA runtime is found\nreal warning\n'),  # the rest stays
+        dict(output_type='stream', name='stderr', text="/tmp/x.py:2: UserWarning: The given NumPy array is not "
+                                                       "writable, and PyTorch ...\n  photo = torch.from_numpy(a)\n"),
         dict(output_type='execute_result', metadata={}, execution_count=1, data={'text/markdown': md})])
     assert ds.finish_notebook(dict(cells=[cell], metadata={}))['cells'][0]['outputs'] == [
         dict(output_type='display_data', metadata={}, data={'text/plain': 'bar'}),
@@ -402,7 +404,7 @@ WIDGETS_NB = _nb(
     ('code', "fig = go.FigureWidget(go.Scatter(x=[0, 1, 2], y=[1, 3, 2], name='widget'))\nfig"),
     ('code', "#| echo: false\ngo.Figure(go.Bar(x=['a', 'b'], y=[1, 2]))"),
     ('code', "hidden = go.FigureWidget()  # never shown: left out of the page's widget state"),
-    ('code', "print('quo' + 'kka')  # printed output: not searchable (the word is not in the code)"))
+    ('code', "print(''.join(map(chr, [113, 117, 97, 103, 103, 97])))  # printed, not in code: not searchable"))
 
 
 @pytest.fixture(scope='module')
@@ -443,8 +445,9 @@ def test_repo_pages_open_cleanly(repo_site, browser):
     report = check_site(browser, repo_site, unbuilt=full - set(pages))
     assert report['augment.html']['figures'] >= 1, report
     assert report['index.html']['math'] >= 1, report
-    if 'widgets.html' in report:
-        assert report['widgets.html']['widgets'] >= 1, report
+    if 'widgets.html' in report:  # its explorers, shown as their kernel-free figures, labels and all
+        assert report['widgets.html']['steering'] >= 1, report
+    assert report['index.html']['steering'] == 1, report  # the home page opens with one steering figure
 
 
 def test_repo_site_search(repo_site, browser):
@@ -504,7 +507,8 @@ def test_search_finds_pages(widget_site, browser):
             assert pg.title() == 'Scratch'
             assert [urldefrag(u).url for u in search(pg, 'kernel')] == [base + 'tutorials/widgets.html']
             assert search(pg, 'zebrafish') == []
-            assert search(pg, 'quokka') == [] and search(pg, 'theta') == []  # outputs and raw LaTeX are not indexed
+            assert search(pg, 'quagga') == []  # printed output is not indexed; nor is raw LaTeX (the home page's θ):
+            assert base + 'index.html' not in {urldefrag(u).url for u in search(pg, 'theta')}
             assert [urldefrag(u).url for u in search(pg, 'hidden')] == [base + 'tutorials/widgets.html']  # code is
             assert problems == [], problems
         finally:

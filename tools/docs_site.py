@@ -49,9 +49,12 @@ _CDN_MATHJAX = re.compile(r'<script[^>]*src="https?://[^"]*mathjax[^"]*"[^>]*>\s
 _PANDOC_ATTRS = re.compile(r'(\]\([^)\s]*\))\{[^}\n]*\}')
 _WIDGET_VIEW = 'application/vnd.jupyter.widget-view+json'
 _WIDGET_STATE = 'application/vnd.jupyter.widget-state+json'
-# stderr lines that say nothing about the page: a CUDA build of torch on a machine without a CUDA runtime prints the
-# first when `torch.utils.cpp_extension` is imported (e.g. by `torch.utils.benchmark`)
-STDERR_NOISE = (re.compile(r'^.*No CUDA runtime is found.*$\n?', re.M),)
+# stderr that says nothing about the page: a CUDA build of torch on a machine without a CUDA runtime prints the first
+# when `torch.utils.cpp_extension` is imported (e.g. by `torch.utils.benchmark`); the second is torch's warning about a
+# read-only NumPy array (00_augment's `torch.from_numpy(load_sample_image(...))`; a `.copy()` there would silence it),
+# with the source line Python prints under it
+STDERR_NOISE = (re.compile(r'^.*No CUDA runtime is found.*$\n?', re.M),
+                re.compile(r'^.*UserWarning: The given NumPy array is not writable.*$\n?(^  .*$\n?)?', re.M))
 
 
 def _cache_home(cache_dir=None) -> Path:

@@ -185,9 +185,9 @@ def test_explorer_in_jupyterlab(lab, tmp_path):
                 text: [...g.querySelectorAll('.textpoint text')].map(t => t.textContent),
                 axes: [...g.querySelectorAll('.g-xtitle, .g-ytitle')].map(t => t.textContent)}))""")
             assert [f['title'] for f in seen] == ['steerable (exp)', 'invariant (M = I)'], seen
-            for f in seen:  # the paths' ends named, f(x) named, the axes say which component and its share
-                assert f['text'].count('θ = −1') == 2 and f['text'].count('θ = +1') == 2 and 'f(x)' in f['text'], f
-                assert len(f['axes']) == 2 and all(re.fullmatch(r'PC\d \d+%', a) for a in f['axes']), f
+            for f, n in zip(seen, (2, 1)):  # the paths' ends named (the invariant one-point path's: not), f(x) named,
+                assert f['text'].count('θ = −1') == n and f['text'].count('θ = +1') == n and 'f(x)' in f['text'], f
+                assert len(f['axes']) == 2 and all(re.fullmatch(r'PC\d \d+%', a) for a in f['axes']), f  # the axes
             side = page.locator('.jp-Notebook .jp-Cell').nth(0).locator('.jp-OutputArea-output').inner_text()
             assert 'the paths: brightness from θ = −1 to +1' in side and 'PCA' in side, side  # the caption
             assert '0 = on the true point, 1 = no better than M = I' in side, side

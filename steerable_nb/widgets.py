@@ -4,7 +4,7 @@
 
 # %% ../nbs/07_widgets.ipynb #ef87a392
 from __future__ import annotations
-import base64, html, time, warnings
+import base64, html, os, time, warnings
 from collections import OrderedDict
 from dataclasses import dataclass
 from contextlib import contextmanager
@@ -22,8 +22,8 @@ from .steering import steering_errors, kind_label
 from .train import TrainConfig, TrainResult, load_checkpoint, load_pretrained
 
 # %% auto #0
-__all__ = ['TRACE_NAMES', 'resolve_model', 'check_model_images', 'torch_threads', 'PCABasis', 'pca_basis', 'SteeringView',
-           'trace_data', 'SteeringExplorer', 'steering_figure']
+__all__ = ['TRACE_NAMES', 'PAGE_NOTE', 'resolve_model', 'check_model_images', 'torch_threads', 'PCABasis', 'pca_basis',
+           'SteeringView', 'theta_label', 'trace_data', 'SteeringExplorer', 'steering_figure']
 
 # %% ../nbs/07_widgets.ipynb #738c7f29
 def _open_checkpoint(path: str | Path) -> TrainResult | SteerableModel:
@@ -108,7 +108,7 @@ def _check_image(image: torch.Tensor, # (C, H, W) in [0, 1]
     model.check_images(image[None], name)
 
 class SteeringView:
-    "The embeddings of one image under one model as θ moves: cached sweeps, the current point, a PCA basis per θ_j."
+    "The embeddings of one image under one model as θ moves: cached sweeps, the current point, one PCA basis."
     def __init__(self, model: SteerableModel, # a trained model (see `resolve_model`)
                  aug: AugmentationFamily, # the family the model was trained with
                  image: torch.Tensor, # (C, H, W) in [0, 1]
@@ -128,10 +128,9 @@ class SteeringView:
             zero = torch.zeros(aug.param_dim)
             every = range(aug.param_dim)
             true, steered = self._sweep_batch([(j, zero) for j in every])
-            self.bases = []  # one PCABasis per parameter
-            for j in every:
-                self._store((j, self._key(j, zero)), true[j], steered[j])
-                self.bases.append(pca_basis(torch.cat([true[j], steered[j], self.z0[None]])))
+            for j in every: self._store((j, self._key(j, zero)), true[j], steered[j])
+            fitted = [self.z0[None]] + [path[j] for j in self.active or every for path in (true, steered)]
+            self.basis = pca_basis(torch.cat(fitted))  # one basis for every slider: the axes never change
 
     def _embed(self, images):
         self.encoder_passes += 1
@@ -184,35 +183,49 @@ class SteeringView:
                     rel_displacement=errors['rel_displacement_error'] if moved_far else float('nan'),
                     cosine=1 - errors['cos_error'])
 
-    def project(self, z: torch.Tensor, # (..., d) embeddings
-                moved: int) -> torch.Tensor: # (..., 3) PCA coordinates
-        "Coordinates of embeddings in the fixed PCA basis of parameter `moved`."
-        return self.bases[moved].project(z)
+    def project(self, z: torch.Tensor # (..., d) embeddings
+               ) -> torch.Tensor: # (..., 3) PCA coordinates
+        "Coordinates of embeddings in this view's fixed PCA basis."
+        return self.basis.project(z)
 
 # %% ../nbs/07_widgets.ipynb #098c199f
-TRACE_NAMES = ('true path f(g_θ x)', 'steered path M(θ) f(x)', 'error', 'f(x)',
+TRACE_NAMES = ('true path f(g_θ x)', 'steered path M(θ) f(x)', 'error', 'f(x), θ = 0',
                'current f(g_θ x)', 'current M(θ) f(x)')
+_BLUE, _ORANGE = '#1f77b4', '#ff7f0e'
 _WHITE_EDGE = dict(color='white', width=1)
-_STYLES = (dict(mode='lines+markers', line=dict(color='#1f77b4', width=2), marker=dict(size=4)),
-           dict(mode='lines+markers', line=dict(color='#ff7f0e', width=2, dash='dash'),
-                marker=dict(size=4, symbol='diamond')),
-           dict(mode='lines', line=dict(color='#d62728', width=4)),
-           dict(mode='markers', marker=dict(color='black', size=9, symbol='x')),
-           dict(mode='markers', marker=dict(color='#1f77b4', size=14, line=_WHITE_EDGE)),
-           dict(mode='markers', marker=dict(color='#ff7f0e', size=14, symbol='diamond', line=_WHITE_EDGE)))
+_STYLES = (  # the current true point is larger than the steered one, and f(x) a ring: all three show at θ = 0
+    dict(mode='lines+markers+text', line=dict(color=_BLUE, width=2), marker=dict(size=4),
+         textposition='top center', textfont=dict(color=_BLUE, size=11)),
+    dict(mode='lines+markers+text', line=dict(color=_ORANGE, width=2, dash='dash'),
+         marker=dict(size=4, symbol='diamond'),
+         textposition='bottom center', textfont=dict(color=_ORANGE, size=11)),
+    dict(mode='lines', line=dict(color='#d62728', width=4)),
+    dict(mode='markers+text', marker=dict(color='black', size=20, symbol='circle-open', line=dict(width=2)),
+         text=['f(x)'], textposition='middle left', textfont=dict(size=12)),
+    dict(mode='markers', marker=dict(color=_BLUE, size=15, line=_WHITE_EDGE)),
+    dict(mode='markers', marker=dict(color=_ORANGE, size=9, symbol='diamond', line=_WHITE_EDGE)))
+
+def theta_label(spec, value: float) -> str:
+    "A slider's value in both units, e.g. 'brightness ×1.40 · θ = +1.00' (no '-0.00')."
+    raw = spec.raw(torch.tensor(float(value), dtype=torch.float64)).item()
+    return f"{spec.label(round(raw, 2) + 0.0)} · θ = {round(float(value), 2) + 0.0:+.2f}"
+
+def _end_labels(n: int) -> list[str]:
+    "Text for a path of n grid points: its two ends named, nothing between."
+    return ['θ = −1'] + [None] * (n - 2) + ['θ = +1']  # None: no text element drawn for the points between
 
 def trace_data(view: SteeringView, state: dict, dims: int = 2) -> list[dict]:
     "x, y (and z) coordinates and hover text of the six traces that draw `state` in `view`'s PCA basis."
     if dims not in (2, 3): raise ValueError(f"dims must be 2 or 3; got {dims}")
-    j, grid = state['moved'], state['grid']
-    spec = view.aug.specs[j]
+    grid = state['grid']
+    spec = view.aug.specs[state['moved']]
     raw = spec.raw(grid.double()).tolist()
     hover = [f"θ_{spec.name} = {g:+.2f}<br>{spec.label(r)}" for g, r in zip(grid.tolist(), raw)]
     pts = [state['true_path'], state['steered_path'], torch.stack([state['true'], state['steered']]), view.z0[None],
            state['true'][None], state['steered'][None]]
-    pts = [view.project(p, j) for p in pts]
+    pts = [view.project(p) for p in pts]
     err = f"error: relative {state['rel_error']:.3f}, cosine {state['cosine']:.3f}"
-    texts = [hover, hover, [err, err], ['f(x), θ = 0'], ['f(g_θ x)'], ['M(θ) f(x)']]
+    texts = [hover, hover, [err, err], ['f(x): the image itself, θ = 0'], ['f(g_θ x)'], ['M(θ) f(x)']]
     out = []
     for p, text in zip(pts, texts):
         p = p.detach().cpu().double().numpy()
@@ -232,23 +245,32 @@ def _axis_ranges(basis: PCABasis, data: list[dict], dims: int, pad: float = 0.12
         ranges.append([lo - m, hi + m])
     return ranges
 
-def _axis_layout(fig: go.Figure, panel: int, basis: PCABasis, ranges: list[list[float]]) -> dict:
-    "relayout-style keys that set panel `panel`'s axis ranges and titles (PC number and explained variance)."
-    sub = fig.get_subplot(1, panel + 1)
+def _axis_layout(fig: go.Figure, panel: int | None, basis: PCABasis, ranges: list[list[float]]) -> dict:
+    "relayout keys setting the axis ranges and titles (PC number, variance share) of a panel (None: the only one)."
     dims = len(ranges)
-    if dims == 3: names = [f"{sub.plotly_name}.{a}axis" for a in 'xyz']
-    else: names = [sub.xaxis.plotly_name, sub.yaxis.plotly_name]
+    sub = None if panel is None else fig.get_subplot(1, panel + 1)
+    if dims == 3: names = [f"{'scene' if sub is None else sub.plotly_name}.{a}axis" for a in 'xyz']
+    else: names = ['xaxis', 'yaxis'] if sub is None else [sub.xaxis.plotly_name, sub.yaxis.plotly_name]
     out = {}
     for i, name in enumerate(names):
         out[f"{name}.range"] = ranges[i]
-        out[f"{name}.title.text"] = f"PC{i + 1} ({100 * basis.explained[i]:.0f}%)"
+        out[f"{name}.title.text"] = f"PC{i + 1} {100 * basis.explained[i]:.0f}%"
     return out
 
-def _traces(data: list[dict], dims: int, showlegend: bool) -> list:
+def _subtitle(dims: int) -> str:
+    "What the axes are, said once under the title."
+    return (f"<sub>axes: PC1–{dims} of one PCA per image and model, fitted once on every slider's sweep "
+            "(% = share of their variance)</sub>")
+
+def _traces(data: list[dict], dims: int, showlegend: bool,
+            steered_ends: bool = True) -> list: # label the steered path's ends (not where it is one point, M = I)
     "Styled plotly traces for `trace_data`'s output (one legend entry per kind, shared by the panels)."
     cls = go.Scatter3d if dims == 3 else go.Scatter
-    return [cls(name=n, legendgroup=n, showlegend=showlegend, hoverinfo='text', **style, **d)
-            for n, style, d in zip(TRACE_NAMES, _STYLES, data)]
+    ends = dict(text=_end_labels(len(data[0]['x'])))
+    named = (0, 1) if steered_ends else (0,)
+    return [cls(name=n, legendgroup=n, showlegend=showlegend, hoverinfo='text', **style, **(ends if i in named else {}),
+                **d) for i, (n, style, d) in enumerate(zip(TRACE_NAMES, _STYLES, data))]
+
 
 # %% ../nbs/07_widgets.ipynb #1b36cdf2
 def _png(image: torch.Tensor, # (C, H, W) in [0, 1]
@@ -280,13 +302,17 @@ def _default_images(model: SteerableModel, cfg: TrainConfig | None, n: int, skip
     return torch.stack([x for x, _ in items]), [ds.classes[int(y)] for _, y in items]
 
 def _panel_name(model: SteerableModel) -> str:
-    return kind_label(model.steering.kind)
+    "What the explorer calls a model: its kind, and for the invariant one what that means for its steered point."
+    return kind_label(model.steering.kind) + (' (M = I)' if model.steering.kind == 'none' else '')
 
-_READOUT_COLUMNS = (  # (heading, what it means)
+_READOUT_COLUMNS = (  # (heading, what it means: shown on hover and in the caption under the table)
     ('rel. error', '‖M(θ)f(x) − f(g_θ x)‖ / ‖f(g_θ x)‖'),
     ('error / move', '‖M(θ)f(x) − f(g_θ x)‖ / ‖f(g_θ x) − f(x)‖: '
                      'the error relative to how far the embedding moved'),
     ('cosine', 'cos(M(θ)f(x), f(g_θ x))'))
+_READOUT_CAPTION = ("<b>error / move</b>: 0 = on the true point, 1 = no better than M = I (not moving at all); "
+                    "<b>rel. error</b>: the same distance over ‖f(g<sub>θ</sub>x)‖; "
+                    "<b>cosine</b>: 1 = the same direction")
 
 def _image_widget(size: int):
     import ipywidgets as W
@@ -367,14 +393,14 @@ def _load_gallery(self: SteeringExplorer, gallery, n_gallery, skip, augment, see
 # %% ../nbs/07_widgets.ipynb #4abcd070
 @patch
 def _make_sliders(self: SteeringExplorer):
-    "One slider per θ coordinate, labelled with its raw factor; inert ones disabled."
+    "One slider per θ coordinate, labelled with its raw factor and θ in one line; inert ones disabled."
     import ipywidgets as W
     inert = self.aug.inert_params(self.images.shape[1])
     self.sliders = {}
-    for j, n in enumerate(self.aug.param_names):
-        s = W.FloatSlider(value=0.0, min=-1.0, max=1.0, step=0.01, continuous_update=True, readout_format='+.2f',
+    for j, n in enumerate(self.aug.param_names):  # no separate readout: the label holds both numbers, named
+        s = W.FloatSlider(value=0.0, min=-1.0, max=1.0, step=0.01, continuous_update=True, readout=False,
                           description=f"{n} (inert here)" if n in inert else self._label(j, 0.0),
-                          disabled=n in inert, style={'description_width': '150px'}, layout=W.Layout(width='430px'))
+                          disabled=n in inert, style={'description_width': '240px'}, layout=W.Layout(width='480px'))
         s.observe(lambda change, j=j: self._on_slider(j, change), names='value')
         self.sliders[n] = s
     self.moved = next((j for j, n in enumerate(self.aug.param_names) if n not in inert), 0)
@@ -397,20 +423,24 @@ def _make_controls(self: SteeringExplorer, dims: int, side_by_side: bool):
 
 @patch
 def _make_layout(self: SteeringExplorer):
-    "The widget a notebook displays: controls, the images and readout, the figure, the retrieved neighbours."
+    "The widget: controls and images on top; the figure with the readout and the retrieved images beside it."
     import ipywidgets as W
+    wrap = lambda **kw: W.Layout(flex_flow='row wrap', align_items='flex-start', **kw)  # beside where the width allows
     self.original, self.augmented = _image_widget(112), _image_widget(112)
-    self.readout, self.neighbours, self._fig_box = W.HTML(), W.VBox(), W.Box()
+    self.readout, self.neighbours, self.caption = W.HTML(), W.HTML(), W.HTML()
+    self._fig_box = W.HBox(layout=wrap())
     images_box = W.HBox([W.VBox([W.HTML('<b>x</b>'), self.original]),
-                         W.VBox([W.HTML('<b>g<sub>θ</sub>(x)</b>'), self.augmented])])
-    controls = W.VBox([W.HBox([self.picker, self.reset_button]), *self.sliders.values(),
-                       W.HBox([self.view_toggle, self.compare])])
-    self.widget = W.VBox([W.HBox([controls, W.VBox([images_box, self.readout])]), self._fig_box, self.neighbours])
+                         W.VBox([W.HTML('<b>g<sub>θ</sub>(x)</b>'), self.augmented])],
+                        layout=W.Layout(margin='0 0 0 16px'))
+    controls = W.VBox([W.HBox([self.picker, self.reset_button, self.view_toggle, self.compare], layout=wrap()),
+                       *self.sliders.values()])
+    side = W.VBox([self.readout, self.neighbours], layout=W.Layout(width='420px', margin='8px 0 0 8px'))
+    self.widget = W.VBox([W.HBox([controls, images_box], layout=wrap()), self.caption,
+                          W.HBox([self._fig_box, side], layout=wrap())])
 
 @patch
 def _label(self: SteeringExplorer, j: int, value: float) -> str:
-    spec = self.aug.specs[j]
-    return spec.label(spec.raw(torch.tensor(float(value), dtype=torch.float64)).item())
+    return theta_label(self.aug.specs[j], value)
 
 # %% ../nbs/07_widgets.ipynb #cafb382b
 @patch(as_prop=True)
@@ -419,8 +449,13 @@ def theta(self: SteeringExplorer) -> torch.Tensor: # (k,)
     return torch.tensor([s.value for s in self.sliders.values()], dtype=torch.float32)
 
 @patch(as_prop=True)
+def figures(self: SteeringExplorer) -> list[go.FigureWidget]:
+    "The plotly FigureWidgets on show, one per panel (new ones after a 2-D / 3-D or side-by-side toggle)."
+    return list(self._fig_box.children)
+
+@patch(as_prop=True)
 def figure(self: SteeringExplorer) -> go.FigureWidget:
-    "The plotly FigureWidget now on show (a new one after a 2-D / 3-D or side-by-side toggle)."
+    "The steerable model's FigureWidget (the first of `figures`)."
     return self._fig_box.children[0]
 
 @patch(as_prop=True)
@@ -441,62 +476,70 @@ def view(self: SteeringExplorer, panel: int = 0, index: int | None = None) -> St
 # %% ../nbs/07_widgets.ipynb #c68c7c2e
 @patch
 def _rebuild(self: SteeringExplorer):
-    "A new FigureWidget for the current mode (2-D / 3-D, one or two panels)."
-    dims, panels = self.view_toggle.value, self.panels
-    titles = [_panel_name(m) for m in panels]
-    spec = {'type': 'scene'} if dims == 3 else {}
-    fig = make_subplots(rows=1, cols=len(panels), subplot_titles=titles, specs=[[spec] * len(panels)],
-                        horizontal_spacing=0.08)
-    for p in range(len(panels)):
+    "New FigureWidgets for the current mode (2-D / 3-D, one or two panels): one small figure per panel."
+    dims, figs = self.view_toggle.value, []
+    width = 460 if len(self.panels) == 1 else 400  # two panels and the readout fit a wide notebook side by side
+    for p, m in enumerate(self.panels):
+        fig = go.Figure(layout=dict(height=500, width=width, margin=dict(l=50, r=10, t=40, b=10), hovermode='closest',
+                                    legend=dict(orientation='h', yanchor='top', y=-0.12, x=0), uirevision='keep',
+                                    title=dict(text=_panel_name(m), font=dict(size=14)), showlegend=p == 0))
         with torch_threads(self.threads): st = self.view(p).state(self.theta, self.moved)
-        for tr in _traces(trace_data(self.view(p), st, dims), dims, showlegend=p == 0):
-            fig.add_trace(tr, row=1, col=p + 1)
-    fig.update_layout(height=520, width=440 * len(panels) + 80, margin=dict(l=50, r=20, t=80, b=110),
-                      legend=dict(orientation='h', yanchor='top', y=-0.2, x=0), hovermode='closest',
-                      uirevision='keep')
-    if dims == 3: fig.update_scenes(aspectmode='cube')
-    self._fig_box.children = (go.FigureWidget(fig),)
+        fig.add_traces(_traces(trace_data(self.view(p), st, dims), dims, p == 0, m.steering.kind != 'none'))
+        if dims == 3:  # the camera further out: room for the axis titles
+            fig.update_scenes(aspectmode='cube', camera=dict(eye=dict(x=1.7, y=1.7, z=1.1)),
+                              **{f'{a}axis': dict(title=dict(font=dict(size=11))) for a in 'xyz'})
+            fig.update_layout(margin=dict(l=10, r=10))
+        if p > 0: fig.update_layout(margin=dict(b=10 + 110 * (dims == 2)))  # no legend: the same plot height
+        figs.append(go.FigureWidget(fig))
+    self._fig_box.children = tuple(figs)
     self._drawn, self._axes = {}, {}
     self.select(self.index)
 
 @patch
+def _title(self: SteeringExplorer) -> str:
+    "The caption above the figures: whose sweep the paths show and what the axes are (it changes with the slider)."
+    return (f"<div style='font-size:14px;margin-top:6px'>the paths: <b>{self.aug.param_names[self.moved]}</b> from "
+            f"θ = −1 to +1, the other sliders where they are<br>{_subtitle(self.view_toggle.value)}</div>")
+
+@patch
 def update(self: SteeringExplorer):
-    "Recompute the current θ's points (and the sweep if needed) and redraw everything in one batch."
+    "Recompute the current θ's points (and the sweep if needed); send each figure its changes first, one message each."
     t0 = time.perf_counter()
-    theta, dims, fig = self.theta, self.view_toggle.value, self.figure
+    theta, dims = self.theta, self.view_toggle.value
     with torch_threads(self.threads):
-        self.states = [self.view(p).state(theta, self.moved) for p in range(len(self.panels))]
-        with fig.batch_update():
-            for p, st in enumerate(self.states): self._draw_panel(fig, p, st, dims)
-            fig.layout.title.text = (f"moving <b>{self.aug.param_names[self.moved]}</b>: "
-                                     f"{self._label(self.moved, float(theta[self.moved]))}")
-        self.augmented.value = _png(self.states[0]['augmented'].cpu(), 112)
+        self.states = []
+        for p, fig in enumerate(self.figures):  # the steerable panel first: computed, sent, drawn
+            self.states.append(self.view(p).state(theta, self.moved))
+            self._draw_panel(fig, p, self.states[-1], dims)
+        self.caption.value = self._title()  # sent only when it changed (traitlets compare)
         self.readout.value = self._readout(self.states)
+        self.augmented.value = _png(self.states[0]['augmented'].cpu(), 112)
         self._show_neighbours(self.states)
     self.update_times.append(time.perf_counter() - t0)
 
 @patch
 def _draw_panel(self: SteeringExplorer, fig: go.FigureWidget, p: int, st: dict, dims: int):
-    "Update panel `p`'s traces (the paths only when they changed) and, where needed, its axes."
+    "Update panel `p`'s traces (the paths and f(x) only when they changed) and, where needed, its axes."
     view, j = self.view(p), st['moved']
     data = trace_data(view, st, dims)
     key = (j, view._key(j, st['theta']), self.index)
-    same_paths = self._drawn.get(p) == key  # then only the current points and the error move
-    for i, (tr, d) in enumerate(zip(fig.data[6 * p:6 * p + 6], data)):
-        if not (same_paths and i in (0, 1, 3)): tr.update(d)
+    last = self._drawn.get(p)  # the same sweep: only the current points and the error move; the same image: f(x) stays
+    traces = [2, 4, 5] if last == key else [0, 1, 2, 4, 5] if last and last[2] == self.index else list(range(6))
+    restyle = {k: [data[i][k] for i in traces] for k in data[0]}
     self._drawn[p] = key
-    # axes: the moved parameter's basis, widened (never narrowed) while the same slider moves
-    old = self._axes.get(p)
-    ranges = _axis_ranges(view.bases[j], data, dims)
-    if old is not None and old[0] == (j, self.index):
+    # the axes: the image's one basis, widened (never narrowed) while the same image is on show
+    old, relayout = self._axes.get(p), {}
+    ranges = _axis_ranges(view.basis, data, dims)
+    if old is not None and old[0] == self.index:
         ranges = [[min(a[0], b[0]), max(a[1], b[1])] for a, b in zip(ranges, old[1])]
-    if old is None or old != ((j, self.index), ranges):
-        fig.update_layout(_axis_layout(fig, p, view.bases[j], ranges))
-        self._axes[p] = ((j, self.index), ranges)
+    if old is None or old != (self.index, ranges):
+        relayout = _axis_layout(fig, None, view.basis, ranges)
+        self._axes[p] = (self.index, ranges)
+    fig.plotly_update(restyle, relayout, traces)  # one message; plotly leaves out values that did not change
 
 @patch
 def _readout(self: SteeringExplorer, states) -> str:
-    "An HTML table of the error figures at the current θ, one row per model on show."
+    "An HTML table of the error figures at the current θ, one row per model on show, and what they mean."
     f = lambda v: '—' if v != v else f"{v:.3f}"
     td = "<td style='padding:2px 10px;text-align:right'>"
     name = "<td style='padding:2px 10px 2px 0'>{}</td>"
@@ -505,9 +548,11 @@ def _readout(self: SteeringExplorer, states) -> str:
                    for m, s in zip(self.panels, states))
     th = "<th style='padding:2px 10px;text-align:right' title='{}'>{}</th>"
     head = ''.join(th.format(t, h) for h, t in _READOUT_COLUMNS)
-    return (f"<table class='steering-readout' style='font-size:90%;border-collapse:collapse'>"
-            f"<tr><th></th>{head}</tr>{rows}</table><div style='font-size:80%;color:#666'>"
-            "steered M(θ)f(x) vs true f(g<sub>θ</sub>x), at the current θ</div>")
+    return (f"<div style='font-size:90%'>steered M(θ)f(x) against true f(g<sub>θ</sub>x), at the current θ</div>"
+            f"<table class='steering-readout' style='font-size:90%;border-collapse:collapse'>"
+            f"<tr><th></th>{head}</tr>{rows}</table>"
+            f"<div class='steering-caption' style='font-size:80%;color:#555;line-height:1.3'>{_READOUT_CAPTION}</div>")
+
 
 # %% ../nbs/07_widgets.ipynb #85a51a2e
 @patch
@@ -519,41 +564,37 @@ def nearest(self: SteeringExplorer, z: torch.Tensor, # (d,) an embedding
     return top.indices.tolist(), top.values.tolist()
 
 @patch
-def _thumb(self: SteeringExplorer, i: int) -> bytes:
-    if i not in self._thumbs: self._thumbs[i] = _png(self.gallery[i], 56)
+def _thumb(self: SteeringExplorer, i: int) -> str:
+    "Gallery image `i` as a data URI (made once)."
+    if i not in self._thumbs: self._thumbs[i] = _data_uri(self.gallery[i], 48)
     return self._thumbs[i]
 
 @patch
 def _show_neighbours(self: SteeringExplorer, states):
-    import ipywidgets as W
-    rows = []
+    "The retrieved images, one row per model and embedding, each labelled with its cosine similarity: one HTML value."
+    cell = ("<td style='text-align:center;padding:1px 3px'><img src='{}' width='48' height='48' "
+            "style='image-rendering:pixelated;display:block'><small>cos {:.2f}</small></td>")
+    rows, self.retrieved = [], []
     for p, (m, st) in enumerate(zip(self.panels, states)):
         for what, z in (('steered M(θ)f(x)', st['steered']), ('true f(g<sub>θ</sub>x)', st['true'])):
             idx, sims = self.nearest(z, p)
-            rows.append((f"{html.escape(_panel_name(m))}, by the {what}", idx, sims))
-    boxes = list(self.neighbours.children)
-    if len(boxes) != len(rows):  # (re)build the rows of thumbnails
-        boxes = [W.HBox([W.HTML(layout=W.Layout(width='260px'))] +
-                        [W.VBox([W.Image(format='png', layout=W.Layout(width='56px', height='56px')), W.HTML()])
-                         for _ in range(self.n_neighbours)]) for _ in rows]
-        self.neighbours.children = boxes
-    self.retrieved = []
-    for box, (title, idx, sims) in zip(boxes, rows):
-        box.children[0].value = f"<small>nearest gallery images<br>{title}</small>"
-        for cell, i, s in zip(box.children[1:], idx, sims):
-            if cell.children[0].value != self._thumb(i): cell.children[0].value = self._thumb(i)
-            cell.children[1].value = f"<small>{s:.2f}</small>"
-        self.retrieved.append(idx)
+            self.retrieved.append(idx)
+            rows.append(f"<tr><td style='font-size:80%;padding-right:6px'>{html.escape(_panel_name(m))},<br>by the "
+                        f"{what}</td>{''.join(cell.format(self._thumb(i), s) for i, s in zip(idx, sims))}</tr>")
+    self.neighbours.value = ("<div style='font-size:90%;margin-top:8px'>nearest gallery images (cos = cosine "
+                             "similarity to the embedding)</div>"
+                             f"<table class='steering-gallery'>{''.join(rows)}</table>")
+
 
 # %% ../nbs/07_widgets.ipynb #2f8f8469
 @patch
 def _on_slider(self: SteeringExplorer, j: int, change):
-    slider = self.sliders[self.aug.param_names[j]]
-    name = self.aug.param_names[j]
+    "A slider moved: redraw (the figures first), then relabel it."
+    if not self._quiet:
+        self.moved = j
+        self.update()
+    slider, name = self.sliders[self.aug.param_names[j]], self.aug.param_names[j]
     slider.description = f"{name} (inert here)" if slider.disabled else self._label(j, change['new'])
-    if self._quiet: return
-    self.moved = j
-    self.update()
 
 @patch
 def set_theta(self: SteeringExplorer, values: dict | torch.Tensor, # {name: θ value} or a (k,) tensor
@@ -596,12 +637,23 @@ def select(self: SteeringExplorer, index: int):
 
 # %% ../nbs/07_widgets.ipynb #36b64edf
 @patch(cls_method=True)
-def pretrained(cls: SteeringExplorer, name: str = 'demo', **kwargs) -> 'SteeringExplorer':
-    "The explorer on a model shipped with the package (see `load_pretrained`): steering to see before training."
-    return cls(load_pretrained(name), **kwargs)
+def pretrained(cls: SteeringExplorer, name: str = 'demo', # a model shipped with the package (see `load_pretrained`)
+               baseline: str | None = 'demo-invariant', # its invariant twin, shipped too (None: none)
+               **kwargs) -> 'SteeringExplorer': # the explorer's other arguments
+    "The explorer on a model shipped with the package, beside its invariant twin: steering to see before training."
+    return cls(load_pretrained(name), baseline=None if baseline is None else load_pretrained(baseline), **kwargs)
+
+PAGE_NOTE = ("<p class='steering-note'><b>This page has no Python kernel</b>, so the live explorer's sliders could "
+             "not recompute anything here. The figure below steps through θ computed in advance instead (each slider "
+             "moves one parameter, the others at 0); run the notebook for the live explorer.</p>")
 
 @patch
-def _repr_mimebundle_(self: SteeringExplorer, **kwargs): return self.widget._repr_mimebundle_(**kwargs)
+def _repr_mimebundle_(self: SteeringExplorer, **kwargs):
+    "The live widget; on a page built without a kernel (STEERABLE_NB_PAGE=static), the kernel-free figure."
+    if os.environ.get('STEERABLE_NB_PAGE') != 'static': return self.widget._repr_mimebundle_(**kwargs)
+    bundle = dict(self.static_figure()._repr_mimebundle_())  # as `fig.show()` shows it, by plotly's renderer
+    bundle['text/html'] = PAGE_NOTE + bundle.get('text/html', '')
+    return bundle
 
 @patch
 def static_figure(self: SteeringExplorer,
@@ -612,7 +664,7 @@ def static_figure(self: SteeringExplorer,
     with torch_threads(self.threads):
         return _static_figure(views, self.panels, params, dims or self.view_toggle.value)
 
-# %% ../nbs/07_widgets.ipynb #abcd5c26
+# %% ../nbs/07_widgets.ipynb #7554da68
 def _check_params(view: SteeringView, params: list[str] | None) -> list[str]:
     "The parameters to step through (default: all that change the image), each known and active."
     names = view.aug.param_names
@@ -637,47 +689,46 @@ def _sweep_steps(views: list[SteeringView], j: int, dims: int) -> list[tuple]:
     return out
 
 def _step_label(aug: AugmentationFamily, j: int, theta: torch.Tensor) -> str:
-    return aug.specs[j].label(aug.describe(theta[None])[0][aug.param_names[j]])
+    return theta_label(aug.specs[j], float(theta[j]))
 
-def _step_title(aug: AugmentationFamily, j: int, theta: torch.Tensor, models: list, states: list[dict]) -> str:
-    "The figure's title at one step: the moved parameter's raw value and each model's error figures."
-    errs = ' · '.join(f"{_panel_name(m).split(' ')[0]}: rel. error {st['rel_error']:.3f}, cos {st['cosine']:.3f}"
-                      for m, st in zip(models, states))
-    return f"moving <b>{aug.param_names[j]}</b>: {_step_label(aug, j, theta)}<br><sub>{errs}</sub>"
+def _step_title(aug: AugmentationFamily, j: int, theta: torch.Tensor, models: list, states: list[dict],
+                dims: int) -> str:
+    "The figure's title at one step: the moved parameter's values, each model's errors, and what the axes are."
+    f = lambda v: '—' if v != v else f"{v:.2f}"
+    errs = ' · '.join(f"{_panel_name(m).split(' ')[0]}: error / move {f(st['rel_displacement'])}, "
+                      f"rel. error {st['rel_error']:.2f}" for m, st in zip(models, states))
+    return f"<b>{_step_label(aug, j, theta)}</b> — {errs}<br>{_subtitle(dims)}"
 
-def _slider(fig: go.Figure, views: list[SteeringView], models: list, j: int, s: int, n_sliders: int, dims: int,
-            digits: int) -> dict:
+def _slider(computed: list[tuple], views: list[SteeringView], models: list, j: int, s: int, n_sliders: int,
+            dims: int, digits: int) -> dict:
     "Slider `s` of the static figure: one precomputed `update` step per grid value of parameter `j`."
-    computed = _sweep_steps(views, j, dims)  # every step first: the axes must hold all of them
-    axes = {}
-    for p, v in enumerate(views):
-        panel_data = [d for _, _, data in computed for d in data[p]]
-        axes.update(_axis_layout(fig, p, v.bases[j], _axis_ranges(v.bases[j], panel_data, dims)))
     r = lambda xs: [round(x, digits) for x in xs]
     mid, steps = views[0].steps // 2, []
-    for i, (theta, states, data) in enumerate(computed):
+    for theta, states, data in computed:
         data = [d for panel in data for d in panel]
-        title, uri = _step_title(views[0].aug, j, theta, models, states), _data_uri(states[0]['augmented'].cpu(), 96)
+        title = _step_title(views[0].aug, j, theta, models, states, dims)
         restyle = {k: [r(d[k]) for d in data] for k in 'xyz'[:dims]}
         restyle['hovertext'] = [d['hovertext'] for d in data]
-        relayout = {'title.text': title, 'images[0].source': uri, **axes,
+        relayout = {'title.text': title, 'images[0].source': _data_uri(states[0]['augmented'].cpu(), 96),
                     **{f'sliders[{q}].active': mid for q in range(n_sliders) if q != s}}
         steps.append(dict(label=_step_label(views[0].aug, j, theta), method='update',
                           args=[restyle, relayout, list(range(len(data)))]))
-        if s == 0 and i == mid: _draw_opening(fig, data, title, uri, axes, len(views), dims)
     return dict(active=mid, x=0.02, len=0.9, y=-(60 + 62 * s) / 380, yanchor='top', pad=dict(t=0, b=0),
                 ticklen=2, font=dict(size=1, color='rgba(0,0,0,0)'), steps=steps,
                 currentvalue=dict(prefix='', font=dict(size=13, color='#333'), xanchor='left', offset=4))
 
-def _draw_opening(fig: go.Figure, data: list[dict], title: str, uri: str, axes: dict, n: int, dims: int):
-    "The figure as it opens (θ = 0, the first parameter's sweep): the traces, the augmented image, title and axes."
-    for p in range(n):
-        for tr in _traces(data[6 * p:6 * p + 6], dims, showlegend=p == 0): fig.add_trace(tr, row=1, col=p + 1)
+def _draw_opening(fig: go.Figure, step: dict, models: list, dims: int):
+    "The figure as it opens (θ = 0, the first slider's middle step): its traces, the augmented image and the title."
+    restyle, relayout = step['args'][:2]
+    n = len(models)
+    for p, m in enumerate(models):
+        data = [{k: restyle[k][t] for k in [*'xyz'[:dims], 'hovertext']} for t in range(6 * p, 6 * p + 6)]
+        for tr in _traces(data, dims, p == 0, m.steering.kind != 'none'): fig.add_trace(tr, row=1, col=p + 1)
     img_axes = fig.get_subplot(1, n + 1)
     (x0, x1), (y0, y1) = img_axes.xaxis.domain, img_axes.yaxis.domain  # the image sits in this box of the page
-    fig.add_layout_image(source=uri, xref='paper', yref='paper', x=x0, y=y1, sizex=x1 - x0, sizey=y1 - y0,
-                         xanchor='left', yanchor='top', sizing='contain', layer='above')
-    fig.update_layout({'title.text': title, **axes})
+    fig.add_layout_image(source=relayout['images[0].source'], xref='paper', yref='paper', x=x0, y=y1, sizex=x1 - x0,
+                         sizey=y1 - y0, xanchor='left', yanchor='top', sizing='contain', layer='above')
+    fig.update_layout(title=dict(text=relayout['title.text'], font=dict(size=14)))
 
 def _static_figure(views: list[SteeringView], models: list[SteerableModel], params: list[str] | None, dims: int,
                    digits: int = 5) -> go.Figure:
@@ -687,16 +738,22 @@ def _static_figure(views: list[SteeringView], models: list[SteerableModel], para
     spec = {'type': 'scene'} if dims == 3 else {}
     fig = make_subplots(rows=1, cols=n + 1, specs=[[spec] * n + [{}]], column_widths=[1] * n + [0.4],
                         subplot_titles=[_panel_name(m) for m in models] + ['g<sub>θ</sub>(x)'],
-                        horizontal_spacing=0.06)
+                        horizontal_spacing=0.07)
     img_axes = fig.get_subplot(1, n + 1)
     img_axes.xaxis.visible = img_axes.yaxis.visible = False
-    if dims == 3: fig.update_scenes(aspectmode='cube')
+    if dims == 3: fig.update_scenes(aspectmode='cube', camera=dict(eye=dict(x=1.7, y=1.7, z=1.1)))
     names = views[0].aug.param_names
-    sliders = [_slider(fig, views, models, names.index(name), s, len(params), dims, digits)
+    computed = {s: _sweep_steps(views, names.index(name), dims) for s, name in enumerate(params)}
+    for p, v in enumerate(views):  # fixed axes: one basis per panel, ranges that hold every step of every slider
+        data = [d for steps in computed.values() for _, _, panels in steps for d in panels[p]]
+        fig.update_layout(_axis_layout(fig, p, v.basis, _axis_ranges(v.basis, data, dims)))
+    sliders = [_slider(computed[s], views, models, names.index(name), s, len(params), dims, digits)
                for s, name in enumerate(params)]
-    bottom, top = 70 + 62 * len(params), 110
-    fig.update_layout(sliders=sliders, height=380 + top + bottom, width=430 * n + 380,
-                      margin=dict(l=50, r=20, t=top, b=bottom), hovermode='closest')
+    _draw_opening(fig, sliders[0]['steps'][views[0].steps // 2], models, dims)
+    bottom, top = 130 + 62 * len(params), 110  # the sliders, then the legend, under the plot
+    fig.update_layout(sliders=sliders, height=380 + top + bottom, hovermode='closest', autosize=True,
+                      margin=dict(l=50, r=20, t=top, b=bottom),  # no width: the figure takes its column's
+                      legend=dict(orientation='h', yanchor='top', y=-(70 + 62 * len(params)) / 380, x=0))
     return fig
 
 def steering_figure(model, # a TrainResult, SteerableModel or checkpoint path

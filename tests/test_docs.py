@@ -71,6 +71,10 @@ def test_prepare_notebook(tiny):
         return [c['source'].splitlines()[0] for c in nb['cells'] if ds.SKIP_TAG in c['metadata'].get('tags', [])]
     assert tagged(pre) == ['#| eval: false']
     assert tagged(tiny['quick']) == ['#| eval: false', '#| slow']
+    # a page whose slow cells do not run says so, under its title
+    banner = [c['source'] for c in tiny['quick']['cells'] if 'sn-banner' in c['source']]
+    assert len(banner) == 1 and '1 slow cell of this notebook was skipped' in banner[0], banner
+    assert tiny['quick']['cells'][1]['source'] == banner[0] and 'sn-banner' not in json.dumps(pre)
 
 
 def test_execute_notebook_caches_with_jupyter_cache(tiny, tmp_path):
@@ -124,11 +128,17 @@ def test_finish_outputs():
         dict(output_type='display_data', metadata={},
              data={'text/html': '<script src="https://cdn.x/mathjax/3/tex-svg.js"></script><div>fig</div>'}),
         dict(output_type='stream', name='stdout', text='\x1b[31mred\x1b[0m\n'),
+        dict(output_type='stream', name='stderr', text="W1202 cpp_extension.py:183] No CUDA runtime is found, using "
+                                                       "CUDA_HOME='/usr/local'\n"),  # noise: gone, and its block
+        dict(output_type='stream', name='stderr', text='No CUDA runtime is found\nreal warning\n'),  # the rest stays
+        dict(output_type='stream', name='stderr', text="/tmp/x.py:2: UserWarning: The given NumPy array is not "
+                                                       "writable, and PyTorch ...\n  photo = torch.from_numpy(a)\n"),
         dict(output_type='execute_result', metadata={}, execution_count=1, data={'text/markdown': md})])
     assert ds.finish_notebook(dict(cells=[cell], metadata={}))['cells'][0]['outputs'] == [
         dict(output_type='display_data', metadata={}, data={'text/plain': 'bar'}),
         dict(output_type='display_data', metadata={}, data={'text/html': '<div>fig</div>'}),
         dict(output_type='stream', name='stdout', text='red\n'),
+        dict(output_type='stream', name='stderr', text='real warning\n'),
         dict(output_type='execute_result', metadata={}, execution_count=1,
              data={'text/markdown': '[source](https://g.com/a.py#L1)'})]
 
@@ -179,6 +189,16 @@ def test_render_page(tiny):
     assert '<title>Tiny</title>' in out and '<h1 id="Tiny"><span id="tiny"></span>Tiny' in out
     assert 'SystemExit' in out and 'show_doc(double)' not in out and 'In&nbsp;[' not in out
     assert '<main class="sn-main" data-pagefind-body="">' in out and 'PagefindUI' not in out
+    printed = _nb(('code', 'print(1)'))
+    printed['cells'][0]['outputs'] = [dict(output_type='stream', name='stdout', text='1\n'),
+                                      dict(output_type='display_data', metadata={}, data={'text/markdown': '**doc**'})]
+    page = ds.render_page(printed, 'printed.html')
+    assert '" data-mime-type="text/plain" data-pagefind-ignore="all"' in page  # printed output: not searched
+    assert '" data-mime-type="text/markdown" data-pagefind-ignore' not in page  # the API docs (show_doc): searched
+    math = _nb(('markdown', 'Steer $M(\\theta) f(x)$ with `$x$` in code.\n\n$$a^2$$'))
+    page = ds.render_page(math, 'math.html')  # search skips raw LaTeX; MathJax still typesets it
+    assert '<span data-pagefind-ignore="">$M(\\theta) f(x)$</span>' in page and '<code>$x$</code>' in page, page
+    assert '<span data-pagefind-ignore="">$$a^2$$</span>' in page
     searchable = ds.render_page(done, 'tutorials/tiny.html', nav, 'proj', search=True)
     assert '<script src="../pagefind/pagefind-ui.js"></script>' in searchable and 'new PagefindUI(' in searchable
 
@@ -272,6 +292,28 @@ def widget_models(page_html: str, model_name: str) -> list:
     return [k for k, v in state.items() if v['model_name'] == model_name]
 
 
+FIT_JS = """() => { const main = document.querySelector('main.sn-main');
+  const css = getComputedStyle(main);
+  const col = main.clientWidth - parseFloat(css.paddingLeft) - parseFloat(css.paddingRight);
+  const over = [...document.querySelectorAll('.js-plotly-plot, .jp-OutputArea-output')]
+    .map(e => Math.round(e.getBoundingClientRect().width - col)).filter(d => d > 1);
+  if (document.documentElement.scrollWidth > document.documentElement.clientWidth + 1)
+    over.push('page ' + (document.documentElement.scrollWidth - document.documentElement.clientWidth));
+  return over; }"""
+# the steering figures a page shows in place of a live explorer (after the note saying why): title and axis titles
+STEERING_LABELS_JS = """() => [...document.querySelectorAll('.steering-note')].map(n => {
+  const g = n.parentElement.querySelector('.js-plotly-plot');
+  return {title: g && (g.querySelector('.gtitle') || {}).textContent,
+          axes: g ? [...g.querySelectorAll('.g-xtitle, .g-ytitle')].map(t => t.textContent) : []}; })"""
+
+
+def screenshot(pg, name: str):
+    "Save what the test saw under steerable_outputs/screenshots/ (git-ignored), for a person to look at."
+    out = ROOT / 'steerable_outputs' / 'screenshots'
+    out.mkdir(parents=True, exist_ok=True)
+    pg.screenshot(path=out / f"docs-{name.replace('/', '-').replace('.html', '')}.png", full_page=True)
+
+
 def check_page(pg, base: str, page: str, pages: list, unbuilt) -> dict:
     "Figures drawn, widgets rendered, math typeset, the sidebar links every page, same-site links resolve."
     raw_figs = pg.locator('.js-plotly-plot').count()
@@ -286,7 +328,14 @@ def check_page(pg, base: str, page: str, pages: list, unbuilt) -> dict:
         r = pg.request.get(url, timeout=WAIT_MS)
         assert r.ok, f"{page} links to {url}: HTTP {r.status}"
     views = pg.locator('script[type="application/vnd.jupyter.widget-view+json"]').count()
-    return dict(figures=raw_figs, widgets=views, math=pg.locator('mjx-container').count())
+    # what a reader sees: nothing wider than the page's column, no stderr block, titled and labelled steering figures
+    wide = pg.evaluate(FIT_JS)
+    assert wide == [], f"{page}: wider than their column (px): {wide}"
+    assert pg.locator('[data-mime-type="application/vnd.jupyter.stderr"]').count() == 0, f"{page}: a stderr block"
+    labels = pg.evaluate(STEERING_LABELS_JS)
+    for fig in labels:
+        assert fig['title'] and all(fig['axes']) and len(fig['axes']) >= 2, f"{page}: a steering figure's labels: {fig}"
+    return dict(figures=raw_figs, widgets=views, math=pg.locator('mjx-container').count(), steering=len(labels))
 
 
 def check_site(browser, site: Path, unbuilt: set = frozenset()):
@@ -300,6 +349,7 @@ def check_site(browser, site: Path, unbuilt: set = frozenset()):
             n_fw = len(widget_models(raw, 'AnyModel'))  # every anywidget in our pages is a plotly FigureWidget
             pg, problems = open_page(browser, base, page, n_static + n_fw)
             try:
+                screenshot(pg, f"{site.parent.name}-{page}")
                 report[page] = check_page(pg, base, page, pages, unbuilt)
                 assert report[page]['figures'] == n_static + n_fw, f"{page}: {report[page]} but {n_static} + {n_fw}"
                 assert problems == [], f"{page}:\n" + '\n'.join(problems)
@@ -353,7 +403,8 @@ WIDGETS_NB = _nb(
              "w.jslink((a, 'value'), (b, 'value'))\nw.VBox([a, b, w.Button(description='reset', icon='undo')])"),
     ('code', "fig = go.FigureWidget(go.Scatter(x=[0, 1, 2], y=[1, 3, 2], name='widget'))\nfig"),
     ('code', "#| echo: false\ngo.Figure(go.Bar(x=['a', 'b'], y=[1, 2]))"),
-    ('code', "hidden = go.FigureWidget()  # never shown: left out of the page's widget state"))
+    ('code', "hidden = go.FigureWidget()  # never shown: left out of the page's widget state"),
+    ('code', "print(''.join(map(chr, [113, 117, 97, 103, 103, 97])))  # printed, not in code: not searchable"))
 
 
 @pytest.fixture(scope='module')
@@ -394,8 +445,9 @@ def test_repo_pages_open_cleanly(repo_site, browser):
     report = check_site(browser, repo_site, unbuilt=full - set(pages))
     assert report['augment.html']['figures'] >= 1, report
     assert report['index.html']['math'] >= 1, report
-    if 'widgets.html' in report:
-        assert report['widgets.html']['widgets'] >= 1, report
+    if 'widgets.html' in report:  # its explorers, shown as their kernel-free figures, labels and all
+        assert report['widgets.html']['steering'] >= 1, report
+    assert report['index.html']['steering'] == 1, report  # the home page opens with one steering figure
 
 
 def test_repo_site_search(repo_site, browser):
@@ -421,7 +473,7 @@ def test_rebuild_reuses_executed_notebooks(repo_site):
 def test_widget_pages_are_interactive_offline(widget_site, browser):
     assert site_pages(widget_site) == ['index.html', 'tutorials/widgets.html']
     report = check_site(browser, widget_site)
-    assert report['tutorials/widgets.html'] == dict(figures=2, widgets=2, math=0), report
+    assert report['tutorials/widgets.html'] == dict(figures=2, widgets=2, math=0, steering=0), report
     page = (widget_site / 'tutorials' / 'widgets.html').read_text()
     assert len(widget_models(page, 'AnyModel')) == 1 and len(widget_models(page, 'LinkModel')) == 1
     with serve(widget_site) as base:
@@ -455,6 +507,9 @@ def test_search_finds_pages(widget_site, browser):
             assert pg.title() == 'Scratch'
             assert [urldefrag(u).url for u in search(pg, 'kernel')] == [base + 'tutorials/widgets.html']
             assert search(pg, 'zebrafish') == []
+            assert search(pg, 'quagga') == []  # printed output is not indexed; nor is raw LaTeX (the home page's θ):
+            assert base + 'index.html' not in {urldefrag(u).url for u in search(pg, 'theta')}
+            assert [urldefrag(u).url for u in search(pg, 'hidden')] == [base + 'tutorials/widgets.html']  # code is
             assert problems == [], problems
         finally:
             pg.close()

@@ -4,13 +4,15 @@ The test trains a tiny model, writes a two-cell notebook that builds a `Steering
 `jupyter lab` on 127.0.0.1 with a token (its settings, workspaces and runtime files in a temporary folder, news
 off), opens the notebook in headless Chromium through Playwright, runs the cell, drags a slider with the mouse and
 moves it with the keyboard, and checks that the plotly trace in the page follows. The explorer is in side-by-side
-mode, with an invariant baseline. It saves screenshots under the test's tmp_path and copies the one taken after the
-moves to steerable_outputs/jupyterlab.png.
+mode, with an invariant baseline. It checks what a person can see (both numbers of a slider named in its label, the
+figure's title and subtitle, the paths' ends labelled, f(x) named, the readout's caption, the gallery's numbers
+labelled), measures key press -> `plotly_afterplot` over 20 moves (printed as a benchmark, never asserted), and saves
+its screenshots under the test's tmp_path and in steerable_outputs/screenshots/ (git-ignored) for a person to look at.
 
 The browser comes from tests/browser.py: Debian's Chromium (`STEERABLE_NB_CHROMIUM` names another binary) driven by
 Playwright from PyPI, never `playwright install`. Where either is missing the test is skipped with a message saying
 what to install, and fails instead when `CI` is set, so CI cannot pass without running it."""
-import json, os, shutil, signal, socket, subprocess, sys, time, secrets, urllib.request
+import json, os, re, shutil, signal, socket, statistics, subprocess, sys, time, secrets, urllib.request
 from pathlib import Path
 import pytest
 from conftest import ROOT
@@ -100,6 +102,55 @@ def _wait_change(page, before, what: str, timeout_s: float = 30):
         page.wait_for_timeout(200)
     raise AssertionError(f"the plotly trace did not change within {timeout_s:.0f} s after {what} (still {before})")
 
+# Latency of a move, as a person feels it: from the key press (keydown, seen by the page) to plotly's
+# `plotly_afterplot` that shows the moved point, and to the readout's change. Recorded in the page, so the
+# times are the browser's own clock.
+PROBE_JS = """() => { const plots = [...document.querySelectorAll('.js-plotly-plot')];
+  const readout = document.querySelector('.steering-readout').closest('.widget-html-content') ||
+                  document.querySelector('.steering-readout').parentElement;
+  const label = document.querySelector('.widget-slider .widget-label');
+  const p = window.__probe = {after: [], keys: [], readout: [], label: []};
+  new MutationObserver(() => p.label.push(performance.now())).observe(label,
+      {childList: true, subtree: true, characterData: true});
+  plots.forEach((g, i) => g.on('plotly_afterplot', () => p.after.push([performance.now(), g.data[4].x[0], i])));
+  document.addEventListener('keydown', () => p.keys.push(performance.now()), true);
+  new MutationObserver(() => p.readout.push(performance.now())).observe(readout,
+      {childList: true, subtree: true, characterData: true}); }"""
+
+ALL_JS = """() => [...document.querySelectorAll('.js-plotly-plot')].map(g => g.data[4].x[0])"""
+
+def move_latencies(page, handle, n: int = 20, key: str = 'ArrowRight') -> dict:
+    """Milliseconds from each of `n` key presses on the first slider's `handle` to the first figure's redraw that shows
+    the move (plotly_afterplot), to every figure's, to the readout's change and to the slider label's."""
+    page.evaluate(PROBE_JS)
+    handle.focus()
+    plot, every, readout, label, draws = [], [], [], [], []
+    for _ in range(n):
+        xs = page.evaluate(ALL_JS)
+        k, a, r, l = page.evaluate("() => [__probe.keys.length, __probe.after.length, __probe.readout.length, "
+                                   "__probe.label.length]")
+        page.keyboard.press(key)
+        page.wait_for_function("([a, x]) => __probe.after.slice(a).some(e => e[2] === 0 && e[1] !== x)",
+                               arg=[a, xs[0]])
+        page.wait_for_timeout(400)  # let the kernel finish (plotly's deltas back to Python) before the next press
+        t = page.evaluate("([k, a, r, l, xs]) => [__probe.keys[k], "
+                          "__probe.after.slice(a).find(e => e[2] === 0 && e[1] !== xs[0])[0], "
+                          "__probe.readout[r], __probe.label[l], "
+                          "Math.max(...xs.map((x, i) => "  # a figure whose point did not move is not redrawn
+                          "(__probe.after.slice(a).find(e => e[2] === i && e[1] !== x) || [0])[0]))]",
+                          [k, a, r, l, xs])
+        plot.append(t[1] - t[0])
+        every.append(t[4] - t[0])
+        draws.append(page.evaluate("a => __probe.after.length - a", a) / len(xs))  # redraws per figure and move
+        if t[2] is not None: readout.append(t[2] - t[0])  # (a move that leaves the readout's digits alone: none)
+        if t[3] is not None: label.append(t[3] - t[0])
+    return dict(plot=plot, every=every, readout=readout, label=label, draws=statistics.mean(draws))
+
+def _summary(ms: list[float]) -> str:
+    s = sorted(ms)
+    q1, q3 = s[len(s) // 4], s[3 * len(s) // 4]
+    return f"median {statistics.median(s):.0f} ms (min {s[0]:.0f}, quartiles {q1:.0f}–{q3:.0f}, max {s[-1]:.0f})"
+
 def _slider_label(page, index: int) -> str:
     return page.locator('.widget-slider').nth(index).locator('.widget-label').first.inner_text()
 
@@ -120,13 +171,27 @@ def test_explorer_in_jupyterlab(lab, tmp_path):
             page.keyboard.press('Shift+Enter')
             page.wait_for_selector('.widget-slider', state='visible')
             page.wait_for_selector('.js-plotly-plot', state='visible')
-            # side by side: six traces for the steerable model, six for the invariant baseline
-            page.wait_for_function("() => { const g = document.querySelector('.js-plotly-plot'); "
-                                   "return g && g.data && g.data.length === 12; }")
+            # side by side: a figure of six traces for the steerable model, one for the invariant baseline
+            page.wait_for_function("() => { const g = [...document.querySelectorAll('.js-plotly-plot')]; "
+                                   "return g.length === 2 && g.every(f => f.data && f.data.length === 6); }")
             page.screenshot(path=shots / '1-explorer.png', full_page=True)
             start = page.evaluate(TRACE_JS)
             assert start is not None
-            assert _slider_label(page, 0).startswith('brightness ×1.00'), _slider_label(page, 0)
+            assert _slider_label(page, 0) == 'brightness ×1.00 · θ = +0.00', _slider_label(page, 0)
+            assert page.locator('.widget-slider .widget-readout:visible').count() == 0  # no second, unlabelled number
+            # every mark explains itself: title and subtitle, the paths' ends, f(x), the readout's caption, the gallery
+            seen = page.evaluate("""() => [...document.querySelectorAll('.js-plotly-plot')].map(g => ({
+                title: g.querySelector('.gtitle').textContent,
+                text: [...g.querySelectorAll('.textpoint text')].map(t => t.textContent),
+                axes: [...g.querySelectorAll('.g-xtitle, .g-ytitle')].map(t => t.textContent)}))""")
+            assert [f['title'] for f in seen] == ['steerable (exp)', 'invariant (M = I)'], seen
+            for f, n in zip(seen, (2, 1)):  # the paths' ends named (the invariant one-point path's: not), f(x) named,
+                assert f['text'].count('θ = −1') == n and f['text'].count('θ = +1') == n and 'f(x)' in f['text'], f
+                assert len(f['axes']) == 2 and all(re.fullmatch(r'PC\d \d+%', a) for a in f['axes']), f  # the axes
+            side = page.locator('.jp-Notebook .jp-Cell').nth(0).locator('.jp-OutputArea-output').inner_text()
+            assert 'the paths: brightness from θ = −1 to +1' in side and 'PCA' in side, side  # the caption
+            assert '0 = on the true point, 1 = no better than M = I' in side, side
+            assert side.count('cos 0.') + side.count('cos 1.') + side.count('cos -') == 20, side  # 4 rows of 5
 
             # drag the brightness handle to about 3/4 of its rail with the mouse
             slider = page.locator('.widget-slider').nth(0)
@@ -137,10 +202,10 @@ def test_explorer_in_jupyterlab(lab, tmp_path):
             page.mouse.move(rb['x'] + rb['width'] * 0.75, hb['y'] + hb['height'] / 2, steps=8)
             page.mouse.up()
             dragged = _wait_change(page, start, 'dragging the brightness slider')
-            page.wait_for_function("() => document.querySelector('.widget-slider .widget-label').innerText.trim() "
-                                   "!== 'brightness ×1.00'")
+            page.wait_for_function("() => !document.querySelector('.widget-slider .widget-label').innerText"
+                                   ".startsWith('brightness ×1.00')")
             label = _slider_label(page, 0)
-            assert label.startswith('brightness ×1.') and label != 'brightness ×1.00', label
+            assert re.fullmatch(r'brightness ×1\.\d\d · θ = \+0\.\d\d', label), label  # both numbers, each named
             page.screenshot(path=shots / '2-dragged.png', full_page=True)
 
             # then step it down with the keyboard (arrow keys move the focused handle)
@@ -149,11 +214,18 @@ def test_explorer_in_jupyterlab(lab, tmp_path):
             _wait_change(page, dragged, 'pressing ArrowLeft on the brightness slider')
             page.wait_for_timeout(1000)  # let the last updates land before the picture
             page.screenshot(path=shots / 'jupyterlab.png', full_page=True)
-            # the invariant panel's steered path is flat: every point of trace 7 is f(x)
-            flat = page.evaluate("() => { const d = document.querySelector('.js-plotly-plot').data[7]; "
+            # the invariant panel's steered path is flat: every point of its trace 1 is f(x)
+            flat = page.evaluate("() => { const d = document.querySelectorAll('.js-plotly-plot')[1].data[1]; "
                                  "return d.x.every(v => Math.abs(v - d.x[0]) < 1e-6) && "
                                  "d.y.every(v => Math.abs(v - d.y[0]) < 1e-6); }")
             assert flat, "the invariant baseline's steered path should be a single point"
+
+            # the benchmark (printed, not asserted): key press -> redraw, and -> readout, one move at a time
+            lat = move_latencies(page, handle)
+            print(f"browser, key press -> plotly_afterplot: {_summary(lat['plot'])}; -> every figure redrawn: "
+                  f"{_summary(lat['every'])}; "
+                  f"-> readout: {_summary(lat['readout'])}; -> slider label: {_summary(lat['label'])} "
+                  f"({len(lat['plot'])} moves, {lat['draws']:.1f} redraws per figure and move)")
 
             # the kernel's own account: how many updates, and their median time
             page.locator('.jp-Notebook .jp-Cell').nth(1).locator('.jp-InputArea-editor').click()
@@ -164,8 +236,8 @@ def test_explorer_in_jupyterlab(lab, tmp_path):
             print(report)
             assert report.startswith('kernel:'), report
             assert int(report.split()[1]) >= 3, report  # the first draw, the drag, the key presses
-            readout = slider.locator('.widget-readout').inner_text().strip()
-            assert report.endswith(f'brightness {readout}'), (report, readout)  # the page and the kernel agree
+            theta = _slider_label(page, 0).split('θ = ')[1]
+            assert report.endswith(f'brightness {theta}'), (report, theta)  # the page and the kernel agree
             text = page.locator('.jp-Notebook').inner_text()
             assert 'Traceback' not in text, text[-3000:]
             assert not errors, errors
@@ -177,5 +249,6 @@ def test_explorer_in_jupyterlab(lab, tmp_path):
             except Exception: seen = '(page unreadable)'
             raise AssertionError(f"{e}\nscreenshot: {shots / 'failure.png'}\npage text (end): {seen}\n"
                                  f"server log (end): {lab['log'].read_text()[-2000:]}") from e
-    out_dir = ROOT / 'steerable_outputs'; out_dir.mkdir(exist_ok=True)
-    shutil.copy(shots / 'jupyterlab.png', out_dir / 'jupyterlab.png')
+    out_dir = ROOT / 'steerable_outputs' / 'screenshots'  # git-ignored; the README names it
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for f in shots.glob('*.png'): shutil.copy(f, out_dir / f'jupyterlab-{f.name}')

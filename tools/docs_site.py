@@ -49,6 +49,12 @@ _CDN_MATHJAX = re.compile(r'<script[^>]*src="https?://[^"]*mathjax[^"]*"[^>]*>\s
 _PANDOC_ATTRS = re.compile(r'(\]\([^)\s]*\))\{[^}\n]*\}')
 _WIDGET_VIEW = 'application/vnd.jupyter.widget-view+json'
 _WIDGET_STATE = 'application/vnd.jupyter.widget-state+json'
+# stderr that says nothing about the page: a CUDA build of torch on a machine without a CUDA runtime prints the first
+# when `torch.utils.cpp_extension` is imported (e.g. by `torch.utils.benchmark`); the second is torch's warning about a
+# read-only NumPy array (00_augment's `torch.from_numpy(load_sample_image(...))`; a `.copy()` there would silence it),
+# with the source line Python prints under it
+STDERR_NOISE = (re.compile(r'^.*No CUDA runtime is found.*$\n?', re.M),
+                re.compile(r'^.*UserWarning: The given NumPy array is not writable.*$\n?(^  .*$\n?)?', re.M))
 
 
 def _cache_home(cache_dir=None) -> Path:
@@ -140,7 +146,7 @@ def index_site(site: str | Path,  # the built site's folder
     out = Path(site) / 'pagefind'
     shutil.rmtree(out, ignore_errors=True)
     cmd = [str(pagefind), '--site', str(site), '--keep-index-url',  # links as the sidebar's, index.html included
-           '--exclude-selectors', '.anchor-link']  # the headings' '¶' links
+           '--exclude-selectors', '.anchor-link']  # the headings' '¶' links; outputs and math: see `_unsearchable`
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     if p.returncode != 0 or not (out / 'pagefind-ui.js').exists():
         raise RuntimeError(f"pagefind --site {site} failed (exit {p.returncode}): {(p.stdout + p.stderr)[-2000:]}")
@@ -217,6 +223,12 @@ def _plain_cell(i: int, c: dict, skip_slow: bool) -> dict:
     return c
 
 
+SLOW_BANNER = ('<div class="sn-banner" role="note"><b>Built quickly:</b> {n} slow cell{s} of this notebook {were} '
+               'skipped (<code>--skip_slow</code>), so the results below come from the quick stand-ins the '
+               'notebook sets up for its tests (short training runs), not from the full runs. Build the docs '
+               'without <code>--skip_slow</code> for the real figures.</div>')
+
+
 def prepare_notebook(nb_path: str | Path,  # a notebook inside the project's nbs/
                      skip_slow: bool = False,  # tag `#| slow` cells not to run
                     ) -> dict:  # notebook JSON, ready to execute; metadata.title holds its title
@@ -233,6 +245,12 @@ def prepare_notebook(nb_path: str | Path,  # a notebook inside the project's nbs
     d = nb2dict(nb)
     d['metadata']['title'] = fm.get('title') or Path(nb_path).stem
     d['cells'] = [_plain_cell(i, c, skip_slow) for i, c in enumerate(d['cells'])]
+    skipped = sum(skip_slow and 'slow' in leading_directives(c['source'])[1]
+                  for c in d['cells'] if c['cell_type'] == 'code')
+    if skipped:  # say so at the top of the page, under its title
+        text = SLOW_BANNER.format(n=skipped, s='s' if skipped > 1 else '', were='were' if skipped > 1 else 'was')
+        banner = _plain_cell(-1, dict(cell_type='markdown', metadata={}, source=text), False)
+        d['cells'].insert(1 if head else 0, banner)
     return d
 
 
@@ -242,7 +260,8 @@ def _run(node, cwd, timeout: int, name: str):
     from nbclient.exceptions import CellExecutionError, CellTimeoutError
     client = NotebookClient(node, timeout=timeout, kernel_name='python3', store_widget_state=True,
                             record_timing=False, resources={'metadata': {'path': str(cwd)}})
-    env = {**os.environ, 'PLOTLY_RENDERER': 'notebook'}  # figures as HTML, plotly.js inlined once per page
+    env = {**os.environ, 'PLOTLY_RENDERER': 'notebook',  # figures as HTML, plotly.js inlined once per page
+           'STEERABLE_NB_PAGE': 'static'}  # no kernel behind the page: an explorer shows its kernel-free figure
     try:
         client.execute(env=env)
     except (CellExecutionError, CellTimeoutError) as e:
@@ -322,6 +341,9 @@ def _finish_output(o: dict, fix, models: set) -> dict:
     "An output as the page shows it: no ANSI colours, no CDN MathJax, local links, no view of a lost widget."
     if o.get('output_type') == 'stream':
         o['text'] = _ANSI.sub('', _text(o['text']))
+        if o.get('name') == 'stderr':
+            for noise in STDERR_NOISE:
+                o['text'] = noise.sub('', o['text'])
     data = o.get('data', {})
     for mime in ('text/markdown', 'text/html'):
         if isinstance(data.get(mime), list):
@@ -347,7 +369,8 @@ def _finish_code_cell(c: dict, fix, models: set) -> dict | None:
     if opts.get('output', '').lower() == 'false':
         c['outputs'] = []
     outs = [_finish_output(o, fix, models) for o in c.get('outputs', [])]
-    c['outputs'] = [o for o in outs if o.get('output_type') not in ('display_data', 'execute_result') or o['data']]
+    c['outputs'] = [o for o in outs if (o.get('output_type') not in ('display_data', 'execute_result') or o['data'])
+                    and (o.get('output_type') != 'stream' or o['text'].strip())]
     if c.get('metadata', {}).get('tags'):
         c['metadata']['tags'] = [t for t in c['metadata']['tags'] if t != SKIP_TAG]
     return c if c['source'] or c['outputs'] else None
@@ -429,6 +452,29 @@ def sidebar_html(entries: list,  # from `sidebar_entries`
     return ''.join(parts) + '</ul>'
 
 
+_MARKDOWN_DIV = re.compile(r'(<div class="[^"]*jp-RenderedMarkdown[^"]*"[^>]*>)(.*?)(</div>)', re.S)
+_CODE = re.compile(r'(<(code|pre)\b.*?</\2>)', re.S)
+_MATH = re.compile(r'\$\$.+?\$\$|(?<![\\$])\$(?=\S)[^$\n]+?(?<=\S)\$', re.S)
+# outputs that are not prose: printed text, HTML (tables, figures), errors; markdown outputs (`show_doc`) stay
+_OUTPUT = re.compile(r'(<div class="[^"]*jp-OutputArea-output[^"]*" data-mime-type="'
+                     r'(?:text/plain|text/html|application/vnd\.jupyter\.std(?:out|err))")')
+
+
+def _unsearchable(page: str) -> str:
+    "Mark what search skips (`data-pagefind-ignore`): outputs that are not prose, and raw LaTeX outside code."
+    return _unsearchable_math(_OUTPUT.sub(r'\1 data-pagefind-ignore="all"', page))
+
+
+def _unsearchable_math(page: str) -> str:
+    "Wrap raw LaTeX in markdown (not in code) in `data-pagefind-ignore` spans: MathJax typesets it, search skips it."
+    def in_markdown(m):
+        parts = _CODE.split(m.group(2))  # every third part from 1 is a code block (the next one its tag name)
+        text = ''.join(x if i % 3 else _MATH.sub(lambda k: f'<span data-pagefind-ignore="">{k.group(0)}</span>', x)
+                       for i, x in enumerate(parts) if i % 3 != 2)
+        return m.group(1) + text + m.group(3)
+    return _MARKDOWN_DIV.sub(in_markdown, page)
+
+
 def _lower_anchors(page: str) -> str:
     "Add the lower-case anchors nbdev's links use beside nbconvert's heading ids."
     ids = set(re.findall(r' id="([^"]+)"', page))
@@ -461,7 +507,7 @@ def render_page(nb: dict,  # a finished notebook's JSON
     resources = dict(metadata=dict(name=nb.get('metadata', {}).get('title', page)), sn_prefix=prefix,
                      sn_sidebar=sidebar, sn_site_title=site_title, sn_home=prefix + home, sn_search=search)
     body, _ = ex.from_notebook_node(nbformat.from_dict(json.loads(json.dumps(nb))), resources=resources)
-    return _lower_anchors(body)
+    return _unsearchable(_lower_anchors(body))
 
 
 # ---------------------------------------------------------------------------------------------------------------------

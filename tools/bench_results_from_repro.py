@@ -8,6 +8,9 @@ Before writing, the script recomputes every metric row and verdict from the stor
 statistics path gives the committed figures.
 
     python tools/bench_results_from_repro.py [OLD] [NEW]
+
+It ran once, when the bench took over from `steerable_nb.repro`; the old file stays in git history
+(`git show db3f8b5~1:nbs/tutorials/repro_results.json > /tmp/repro_results.json`), so the step can be rerun and checked.
 """
 import json, sys
 from dataclasses import asdict

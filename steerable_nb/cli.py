@@ -25,7 +25,7 @@ def clear_errors(prog: str): # the console script's name, which starts the messa
 @call_parse
 def demo_main(out: str = 'steerable_outputs/demo', # folder for report.html, results.json and pretrained.pt
               augmentation: str = 'color+crop', # augmentation family, e.g. color, crop, color+crop, rotation
-              dataset: str = 'digits_colour', # dataset (the digits are embedded and need no download)
+              dataset: str = 'digits', # dataset (the digits are embedded and need no download)
               seed: int = 0, # training seed
               epochs: int = None, # training epochs (default: the demo preset's)
               quick: store_true = False): # a much faster variant (one epoch, tiny evaluation), for tests

@@ -112,9 +112,9 @@ def test_a_subset_checkpoint_reopens_in_a_fresh_process(tmp_path):
     "A bench run on part of a dataset names it by value: another process opens, evaluates, explores and resumes it."
     cfg = BenchConfig.from_preset('demo', out=str(tmp_path), n_train=300, epochs=1)
     run_ = bench_runs(cfg)[0]
-    assert run_.config.dataset == 'digits_colour~classes0-1-2-3-4-5~n300'
+    assert run_.config.dataset == 'digits~classes0-1-2-3-4-5~n300'
     ck = train(run_.config, progress=False).checkpoint
-    assert 'reopened digits_colour~classes0-1-2-3-4-5~n300' in run(sys.executable, '-c', FRESH, ck, env=ENV).stdout
+    assert 'reopened digits~classes0-1-2-3-4-5~n300' in run(sys.executable, '-c', FRESH, ck, env=ENV).stdout
     p = run(BIN.parent / 'steerable_train', *_flags(run_.config, epochs=2), '--resume', '--quiet', env=ENV)
     assert str(Path(ck).resolve()) in p.stdout
     res = load_checkpoint(ck)

@@ -62,17 +62,17 @@ def cli_errors(prog: str): # the console script's name
 # %% ../nbs/08_cli.ipynb #4a2c0a65
 @call_parse
 @cli_errors('steerable_demo')
-def demo_main(out: str = 'steerable_outputs/demo', # folder for report.html and results.json
+def demo_main(out: str = 'steerable_outputs/demo', # folder for report.html, results.json and pretrained.pt
               augmentation: str = 'color+crop', # augmentation family, e.g. color, crop, color+crop, rotation
-              dataset: str = 'digits', # dataset (digits is embedded and needs no download)
+              dataset: str = 'digits', # dataset (the digits are embedded and need no download)
               seed: int = 0, # training seed
               epochs: int = None, # training epochs (default: the demo preset's)
-              quick: store_true = False): # a much faster variant (tiny images, one epoch), for tests
-    "The steerable_nb demo: trains a steerable and an invariant model on the embedded digits and reports every metric."
-    from steerable_nb.bench import demo, short_table
+              quick: store_true = False): # a much faster variant (one epoch, tiny evaluation), for tests
+    "The steerable_nb demo: the bench's demo preset (steerable, invariant and plain on the embedded digits), reported."
+    from steerable_nb.bench import demo, summary
     t = time.perf_counter()
     with clear_errors('steerable_demo'): results = demo(out, augmentation, dataset, seed, epochs, quick, progress=True)
-    print(short_table(results))
+    print(summary(results))
     print(f"report written to {(Path(out) / 'report.html').resolve()} ({time.perf_counter() - t:.1f} s)")
 
 # %% ../nbs/08_cli.ipynb #447112bb
@@ -83,21 +83,22 @@ def _names(s: str | None) -> tuple | None:
 
 @call_parse
 @cli_errors('steerable_bench')
-def bench_main(quick: store_true = False, # the toy-size preset (under two minutes): every arm, both objectives
-               seeds: int = None, # number of seeds (0, 1, ..., seeds-1; default 5)
+def bench_main(preset: str = 'full', # demo, quick, full (the CPU reproduction) or gpu
+               quick: store_true = False, # the same as --preset quick (under two minutes): every arm, both objectives
+               seeds: int = None, # number of seeds (0, 1, ..., seeds-1; default: the preset's)
                epochs: int = None, # training epochs of every run
                n_train: int = None, # training images (0: the whole split of the in-distribution classes)
-               arms: str = None, # supervised arms, comma-separated (default: exp,mlp,linear,invariant,plain,theta)
-               simclr_arms: str = None, # SimCLR arms ('none': no SimCLR runs; default: exp,invariant,plain)
+               arms: str = None, # supervised arms, comma-separated (full: exp,mlp,linear,invariant,plain,theta)
+               simclr_arms: str = None, # SimCLR arms ('none': no SimCLR runs; full: exp,invariant)
                encoder: str = None, # cnn (CPU default), cnn-small, resnet18, resnet50
                embed_dim: int = None, # embedding dimension
                long_epochs: int = None, # the training-length check's epochs (0: skip it)
                device: str = None, # auto, cpu, cuda, cuda:1
                shard: str = None, # 'i/n': train and evaluate only every n-th run from the i-th (parallel processes)
                gather: store_true = False, # train nothing: write results from the seeds already complete
-               out: str = None): # output folder (default: steerable_outputs/repro; --quick: .../repro-quick)
-    "steerable_bench: train every arm alike, measure the paper's four claims, write results.json and report.html."
-    from steerable_nb.repro import ReproConfig, run_repro, train_and_evaluate, verdict_table
+               out: str = None): # output folder (default: the preset's, e.g. steerable_outputs/bench)
+    "steerable_bench: the bench at a preset: train every arm alike, measure the four claims, write results and report."
+    from steerable_nb.bench import BenchConfig, run_bench, train_and_evaluate, summary
     t = time.perf_counter()
     given = dict(epochs=epochs, encoder=encoder, embed_dim=embed_dim, long_epochs=long_epochs, device=device, out=out,
                  arms=_names(arms), simclr_arms=_names(simclr_arms))
@@ -108,14 +109,14 @@ def bench_main(quick: store_true = False, # the toy-size preset (under two minut
     if n_train is not None: kw['n_train'] = n_train or None
     argv = ' '.join(sys.argv[1:]) if sys.argv and sys.argv[0].endswith('steerable_bench') else ''
     with clear_errors('steerable_bench'):
-        cfg = ReproConfig.quick(**kw) if quick else ReproConfig(**kw)
+        cfg = BenchConfig.from_preset('quick' if quick else preset, **kw)
         if shard:
             try: i, n = (int(x) for x in shard.split('/'))
             except ValueError: raise ValueError(f"--shard must be i/n, e.g. 0/2; got {shard!r}") from None
             done = train_and_evaluate(cfg, shard=(i, n))
             return print(f"shard {i}/{n}: {len(done)} runs done ({time.perf_counter() - t:.0f} s)")
-        results = run_repro(cfg, progress=True, command=f"steerable_bench {argv}".strip(), gather=gather)
-    print(verdict_table(results, 'text'))
+        results = run_bench(cfg, progress=True, command=f"steerable_bench {argv}".strip(), gather=gather)
+    print(summary(results))
     out_dir = Path(cfg.out).resolve()
     print(f"results: {out_dir / 'results.json'}\nreport: {out_dir / 'report.html'} ({time.perf_counter() - t:.0f} s)")
 
@@ -177,8 +178,14 @@ def speed_main(which: str = 'all'): # which benchmark: all, augment, train, stee
 
 @call_parse
 @cli_errors('steerable_readme')
-def readme_main(check: store_true = False): # only check that README.md matches nbs/index.ipynb
-    "Render README.md from nbs/index.ipynb (or check that it is up to date)."
+def readme_main(check: store_true = False, # only check that README.md matches nbs/index.ipynb
+                results: str = None): # a bench results.json: first regenerate the results block of nbs/index.ipynb
+    "Render README.md from nbs/index.ipynb (or check that it is up to date); --results rewrites its bench block first."
     from steerable_nb.docs import write_readme
-    with clear_errors('steerable_readme'): path = write_readme('.', check=check)
+    with clear_errors('steerable_readme'):
+        if results:
+            from steerable_nb.bench import update_readme_notebook
+            from steerable_nb.docs import project_root
+            update_readme_notebook(project_root('.') / 'nbs' / 'index.ipynb', results)
+        path = write_readme('.', check=check)
     print(f"{path} is up to date" if check else f"wrote {path}")

@@ -4,7 +4,7 @@
 
 # %% ../nbs/13_posthoc.ipynb #ffcfa2ec
 from __future__ import annotations
-import html, importlib, sys, time, warnings
+import html, importlib, json, sys, time, warnings
 from pathlib import Path
 import torch
 import torch.nn.functional as F
@@ -13,7 +13,7 @@ from tqdm.auto import tqdm
 from sklearn.exceptions import DataConversionWarning
 from fastcore.script import call_parse, store_true
 from .augment import AugmentationFamily, get_augmentation, check_images
-from .data import dataset_tensors, load_dataset, _as_size
+from .data import atomic_write, dataset_tensors, load_dataset, _as_size
 from .steering import SteeringMap, STEERING_KINDS
 from .losses import equivariance_loss, steering_regression
 from .model import ModelSpec, SteerableModel, save_checkpoint, read_checkpoint, load_model_state
@@ -478,7 +478,7 @@ def profile_report(model: PosthocModel, # a model from fit_steering
                    command: str = '', # how it was made, for the page
                    n_figures: int = 2) -> dict: # images shown in the steering figure
     "Write out/steering.pt, out/profile.json and out/report.html; return the profile.json content."
-    from steerable_nb.bench import html_page, write_json
+    from steerable_nb.bench import html_page
     from steerable_nb.widgets import steering_figure
     out = Path(out)
     steering_path = model.save(out / 'steering.pt').resolve()
@@ -488,7 +488,7 @@ def profile_report(model: PosthocModel, # a model from fit_steering
                n_fit=len((model.split or {}).get('fit', [])), n_held_out=len((model.split or {}).get('held_out', [])),
                thresholds=dict(moves_min=MOVES_MIN, error_max=ERROR_MAX), profile=rows,
                history=getattr(model, 'history', [])[-1:], steering=str(steering_path), explorer=hint)
-    write_json(out / 'profile.json', res)
+    atomic_write(out / 'profile.json', json.dumps(res, indent=1))
     e = html.escape
     parts = [f"<p>Encoder <code>{e(str(model.encoder.reference))}</code>, augmentation <code>{e(res['augmentation'])}"
              f"</code>, steering kind <code>{e(res['kind'])}</code>, fitted on {res['n_fit']} images, profiled on "

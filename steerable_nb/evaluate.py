@@ -24,7 +24,7 @@ __all__ = ['ADDITIVE_PARAMS', 'PROBE_CS', 'check_model_inputs', 'with_model_augm
            'accuracy', 'corruption_accuracy', 'tta_params', 'tta_logits', 'tta_accuracy', 'tta_summary',
            'mean_steering', 'logit_shifts', 'logit_shift_figure', 'tta_timing', 'ood_scores', 'ood_metrics',
            'uniform_theta_moments', 'linear_logit_moments', 'closed_form_scores', 'fit_theta_reader',
-           'inverse_steering', 'canonical_logits', 'aggregate', 'fmt_stat']
+           'inverse_steering', 'unsteer', 'canonical_logits', 'aggregate', 'fmt_stat']
 
 # %% ../nbs/06_evaluate.ipynb #42fcd98d
 def check_model_inputs(model: SteerableModel, # a SteerableModel (its spec says what it takes)
@@ -634,6 +634,13 @@ def inverse_steering(steering: SteeringMap, params: torch.Tensor # (B, k)
     if steering.kind in ('exp', 'none'): return steering.matrices(-params)
     return torch.linalg.inv(steering.matrices(params))
 
+def unsteer(steering: SteeringMap, embeddings: torch.Tensor, # (B, d)
+            params: torch.Tensor # (B, k): each row's θ
+           ) -> torch.Tensor: # (B, d) M(θ)⁻¹ v per row
+    "M(θ)⁻¹ v per row: the vector action of M(−θ) for exp and M = I (no d x d matrix per row), a solve otherwise."
+    if steering.kind in ('exp', 'none'): return steering(embeddings, -params)
+    return torch.linalg.solve(steering.matrices(params), embeddings)
+
 @with_model_augmentation
 @torch.no_grad()
 def canonical_logits(model: SteerableModel, images: torch.Tensor, # (N, C, H, W)
@@ -648,7 +655,7 @@ def canonical_logits(model: SteerableModel, images: torch.Tensor, # (N, C, H, W)
     z = embed(model, images)
     if reader is not None:
         theta = torch.as_tensor(reader.predict(z.double().cpu().numpy())).to(z).clamp(-1, 1)
-        return head((inverse_steering(model.steering, theta) @ z[..., None])[..., 0]), theta
+        return head(unsteer(model.steering, z, theta)), theta
     grid = aug.validate(grid).to(z)
     logits = head(torch.einsum('kde,ne->nkd', inverse_steering(model.steering, grid), z))  # (N, K, C)
     best = _entropy(logits.softmax(-1)).argmin(1)
